@@ -1,0 +1,532 @@
+"""PPO: proximal policy optimization with the clipped surrogate objective, for Box (continuous) actions.
+
+Schulman et al. (2017), "Proximal Policy Optimization Algorithms", arXiv:1707.06347; advantages by GAE from
+Schulman et al. (2016), "High-Dimensional Continuous Control Using Generalized Advantage Estimation", ICLR.
+Vectorized envs collect a rollout; advantages come from GAE(γ, λ) and are normalized per minibatch; the policy
+maximizes min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â) with ρ = π(a|s) / π_old(a|s), plus an entropy bonus, over several epochs
+of minibatches, with a clipped value loss, gradient-norm clipping and a linearly annealed learning rate. A time-limit
+truncation is not a termination: GAE bootstraps from the value of the observation the episode was cut off in.
+The policy is a diagonal Gaussian with state-independent log standard deviations; sampled actions are clipped to
+the action space's bounds when sent to the env (the log-probability is that of the unclipped sample). Observations
+are normalized by running statistics and rewards by a running estimate of the discounted return's standard
+deviation; the observation statistics are saved with the model and used, frozen, in evaluation.
+
+Spaces: Box observations, Box actions (for Discrete actions use ppo.py).
+Run: python algos/ppo_continuous.py --env-id Pendulum-v1
+"""
+
+# Imports
+import collections
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import NoReturn
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+# Arguments
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (prefix of the run folder)"""
+    seed: int = 1
+    """seed of python, numpy, torch and the envs"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """use CUDA when it is available (else CPU, silently)"""
+    track: bool = False
+    """log to Weights & Biases, syncing TensorBoard (WANDB_MODE=offline works without an account)"""
+    wandb_project_name: str = "rl-reference"
+    """the W&B project name"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of the first env and of the evaluation episodes into the run folder"""
+    save_model: bool = False
+    """write the trained weights to `{run folder}/{exp_name}.pt`"""
+    checkpoint: str | None = None
+    """path of a saved model: load it and only evaluate"""
+    log_dir: str = "runs"
+    """parent folder of the run folder"""
+
+    # Algorithm specific arguments
+    env_id: str = "Pendulum-v1"
+    """the gymnasium id of the env (defaults tuned on Pendulum-v1)"""
+    total_timesteps: int = 200_000
+    """env steps, all envs together"""
+    num_envs: int = 4
+    """the number of vectorized envs"""
+    eval_episodes: int = 10
+    """episodes of the final deterministic (mean action) evaluation"""
+    learning_rate: float = 1e-3
+    """the Adam learning rate (at the start, when annealed)"""
+    num_steps: int = 512
+    """steps per env in each rollout"""
+    anneal_lr: bool = True
+    """anneal the learning rate linearly to 0 over training"""
+    gamma: float = 0.9
+    """the discount factor γ"""
+    gae_lambda: float = 0.95
+    """the λ of GAE"""
+    num_minibatches: int = 32
+    """minibatches per epoch"""
+    update_epochs: int = 10
+    """epochs of minibatch updates per rollout"""
+    norm_adv: bool = True
+    """normalize advantages per minibatch"""
+    clip_coef: float = 0.2
+    """the surrogate clipping coefficient ε"""
+    clip_vloss: bool = True
+    """clip the value loss as the policy loss is clipped"""
+    ent_coef: float = 0.0
+    """the entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """the value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """the maximum global norm of the gradient"""
+    target_kl: float | None = None
+    """stop the epochs of an update early when the approximate KL exceeds this"""
+    norm_obs: bool = True
+    """normalize observations by running mean and standard deviation (clipped to ±10)"""
+    norm_reward: bool = True
+    """scale rewards by the running standard deviation of the discounted return (clipped to ±10)"""
+
+
+# Environment, networks and the algorithm's math
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
+    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_args(args: Args) -> None:
+    """Reject bad input before anything is written."""
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "eval_episodes"):
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.checkpoint is None and args.total_timesteps <= 0:
+        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
+    batch_size = args.num_envs * args.num_steps
+    if args.checkpoint is None and args.total_timesteps < batch_size:
+        fail(f"--total-timesteps {args.total_timesteps} is less than one rollout (num_envs × num_steps = {batch_size})")
+    if batch_size % args.num_minibatches:
+        fail(f"num_envs × num_steps = {batch_size} is not divisible by --num-minibatches {args.num_minibatches}")
+    try:
+        env = gym.make(args.env_id)
+    except gym.error.Error as e:
+        fail(f"cannot make env {args.env_id!r}: {e}")
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(act_space, gym.spaces.Box):
+        fail(f"ppo_continuous.py needs a Box action space, but {args.env_id} has {act_space}; use ppo.py or dqn.py")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"ppo_continuous.py needs Box observations, but {args.env_id} has {obs_space}")
+
+
+def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
+    def thunk():
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(env, video_dir)
+        else:
+            env = gym.make(env_id)
+        return gym.wrappers.FlattenObservation(env)
+
+    return thunk
+
+
+class RunningMeanStd:
+    """Running mean and variance of a stream of batches, merged batch by batch (Chan et al. 1979)."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        batch_mean, batch_var, batch_count = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x: np.ndarray, clip: float = 10.0) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -clip, clip)
+
+
+def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with gain `std` and constant biases."""
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(x; μ, σ²) summed over action dimensions: Σ −(x − μ)² / (2σ²) − log σ − ½ log 2π."""
+    return (-((x - mean) ** 2) / (2 * torch.exp(2 * log_std)) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Entropy of a diagonal Gaussian: Σ ½ log(2πe σ²), independent of the mean."""
+    return (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+
+
+class Agent(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 1), std=1.0),
+        )
+        self.actor_mean = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, act_dim), std=0.01),
+        )
+        self.actor_logstd = nn.Parameter(torch.zeros(1, act_dim))
+
+    def get_value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(x).squeeze(-1)
+
+    def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
+        """Sample a ~ N(μ(s), σ²) unless `action` is given; return a, log π(a|s), the entropy of π(·|s) and V(s)."""
+        mean = self.actor_mean(x)
+        log_std = self.actor_logstd.expand_as(mean)
+        if action is None:
+            action = mean + torch.exp(log_std) * torch.randn_like(mean)
+        return action, gaussian_log_prob(action, mean, log_std), gaussian_entropy(log_std), self.get_value(x)
+
+    def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
+        return self.actor_mean(x)
+
+
+def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
+    """The observation each env's step led to. With same-step autoreset, `next_obs` of an env whose episode just ended
+    is already the first observation of its next episode; the observation the episode ended in is in `final_obs`."""
+    if "_final_obs" not in infos:
+        return next_obs
+    real = next_obs.copy()
+    for i in np.flatnonzero(infos["_final_obs"]):
+        real[i] = infos["final_obs"][i]
+    return real
+
+
+def compute_gae(rewards, values, next_values, terminations, dones, gamma: float, gae_lambda: float):
+    """GAE(γ, λ) over a rollout of shape (num_steps, num_envs).
+
+    next_values[t] is V of the observation step t really led to (the final observation when the episode ended at t);
+    terminations[t] marks that observation as terminal (its value is 0); dones[t] marks the end of the episode at t,
+    terminated or truncated, where the advantage is not carried over from the next episode.
+    Returns the advantages Â and the returns Â + V (the value targets).
+    """
+    advantages = torch.zeros_like(rewards)
+    last_advantage = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        delta = (
+            rewards[t] + gamma * (1.0 - terminations[t]) * next_values[t] - values[t]
+        )  # δ_t = r_t + γ V(s') − V(s_t)
+        last_advantage = delta + gamma * gae_lambda * (1.0 - dones[t]) * last_advantage  # Â_t = δ_t + γλ Â_{t+1}
+        advantages[t] = last_advantage
+    return advantages, advantages + values
+
+
+def evaluate(agent, obs_rms, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
+    """Returns of `episodes` episodes with the mean action, on a fresh env; `obs_rms` (frozen) normalizes, if given."""
+    env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
+    env = gym.wrappers.FlattenObservation(env)
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done, episode_return = False, 0.0
+        while not done:
+            x = obs_rms.normalize(obs) if obs_rms is not None else obs
+            with torch.inference_mode():
+                action = agent.act_deterministic(torch.as_tensor(x, dtype=torch.float32, device=device)[None])
+            action = np.clip(action[0].cpu().numpy(), env.action_space.low, env.action_space.high)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            episode_return += float(reward)
+            done = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+def write_summary(run_dir: str, summary: dict) -> None:
+    """Write summary.json atomically: to a temp file in the same folder, then rename."""
+    tmp_path = os.path.join(run_dir, "summary.json.tmp")
+    with open(tmp_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
+
+
+# Training
+def train(args: Args) -> dict:
+    check_args(args)
+    batch_size = args.num_envs * args.num_steps
+    minibatch_size = batch_size // args.num_minibatches
+    num_iterations = 0 if args.checkpoint else args.total_timesteps // batch_size
+    run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.log_dir, run_name)
+    os.makedirs(run_dir)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=run_name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup: same-step autoreset, so that no transition crosses a reset (see `true_next_obs`)
+    video_dir = os.path.join(run_dir, "videos")
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, video_dir) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    act_space = envs.single_action_space
+    act_dim = int(np.prod(act_space.shape))
+
+    agent = Agent(obs_dim, act_dim).to(device)
+    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    return_rms = RunningMeanStd()
+    if args.checkpoint:
+        checkpoint = torch.load(args.checkpoint, map_location=device)
+        agent.load_state_dict(checkpoint["agent"])
+        obs_rms = None
+        if "obs_mean" in checkpoint:
+            obs_rms = RunningMeanStd((obs_dim,))
+            obs_rms.mean, obs_rms.var = checkpoint["obs_mean"].numpy(), checkpoint["obs_var"].numpy()
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
+
+    # rollout storage, allocated once
+    shape = (args.num_steps, args.num_envs)
+    obs = torch.zeros(shape + (obs_dim,), device=device)
+    actions = torch.zeros(shape + (act_dim,), device=device)
+    logprobs = torch.zeros(shape, device=device)
+    rewards = torch.zeros(shape, device=device)
+    terminations = torch.zeros(shape, device=device)
+    dones = torch.zeros(shape, device=device)
+    values = torch.zeros(shape, device=device)
+    final_values = torch.zeros(shape, device=device)  # V(final obs) where an episode was truncated, else 0
+
+    episode_returns = np.zeros(args.num_envs)
+    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
+    recent_returns = collections.deque(maxlen=10)
+    discounted_returns = np.zeros(args.num_envs)  # running discounted return per env, for reward scaling
+    global_step = 0
+    start_time = last_print = time.time()
+    next_obs_np, _ = envs.reset(seed=args.seed)
+    if obs_rms is not None:
+        next_obs_np = obs_rms.normalize(next_obs_np)
+    next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
+    for iteration in range(1, num_iterations + 1):
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+
+        for step in range(args.num_steps):
+            global_step += args.num_envs
+            obs[step] = next_obs
+            with torch.inference_mode():
+                action, logprob, _, value = agent.get_action_and_value(next_obs)
+            actions[step], logprobs[step], values[step] = action, logprob, value
+
+            next_obs_np, reward, terminated, truncated, infos = envs.step(
+                np.clip(action.cpu().numpy(), act_space.low, act_space.high)
+            )
+            if obs_rms is not None:
+                obs_rms.update(next_obs_np)
+            scaled_reward = reward
+            if args.norm_reward:
+                # r / std(G) with G_t = γ G_{t−1} + r_t the running discounted return, reset at episode ends
+                discounted_returns = discounted_returns * args.gamma + reward
+                return_rms.update(discounted_returns)
+                scaled_reward = np.clip(reward / np.sqrt(return_rms.var + 1e-8), -10.0, 10.0)
+                discounted_returns[terminated | truncated] = 0.0
+            rewards[step] = torch.as_tensor(scaled_reward, dtype=torch.float32, device=device)
+            terminations[step] = torch.as_tensor(terminated, device=device)
+            dones[step] = torch.as_tensor(terminated | truncated, device=device)
+            final_values[step] = 0.0
+            if truncated.any():
+                # truncation is not termination: keep V(s_final) to bootstrap from
+                final_obs = true_next_obs(next_obs_np, infos)[truncated]
+                if obs_rms is not None:
+                    final_obs = obs_rms.normalize(final_obs)
+                with torch.inference_mode():
+                    final_value = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device))
+                final_values[step, torch.as_tensor(truncated, device=device)] = final_value
+            if obs_rms is not None:
+                next_obs_np = obs_rms.normalize(next_obs_np)
+            next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
+
+            # log every finished episode
+            episode_returns += reward
+            episode_lengths += 1
+            for i in np.flatnonzero(terminated | truncated):
+                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
+                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
+                recent_returns.append(float(episode_returns[i]))
+                episode_returns[i], episode_lengths[i] = 0.0, 0
+
+        # ALGO LOGIC: advantages by GAE; V(s') is the next stored value, or V(s_final) where the episode ended
+        with torch.inference_mode():
+            next_values = torch.cat([values[1:], agent.get_value(next_obs)[None]])
+        next_values = torch.where(dones.bool(), final_values, next_values)
+        advantages, returns = compute_gae(
+            rewards, values, next_values, terminations, dones, args.gamma, args.gae_lambda
+        )
+
+        # flatten the batch
+        b_obs = obs.reshape((-1, obs_dim))
+        b_actions, b_logprobs = actions.reshape((-1, act_dim)), logprobs.reshape(-1)
+        b_advantages, b_returns, b_values = advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)
+
+        # ALGO LOGIC: clipped-surrogate updates over epochs of minibatches
+        clipfracs = []
+        for _epoch in range(args.update_epochs):
+            b_inds = torch.randperm(batch_size, device=device)
+            for start in range(0, batch_size, minibatch_size):
+                mb_inds = b_inds[start : start + minibatch_size]
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+                logratio = newlogprob - b_logprobs[mb_inds]
+                ratio = logratio.exp()  # ρ = π(a|s) / π_old(a|s)
+
+                with torch.no_grad():
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()  # unbiased, low-variance estimator of KL(π_old‖π)
+                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
+
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+
+                # L_clip = E[min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â)], as a loss to minimize
+                pg_loss1 = -mb_advantages * ratio
+                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+
+                # value loss, optionally clipped around the old value estimate
+                if args.clip_vloss:
+                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
+                    v_clipped = b_values[mb_inds] + torch.clamp(
+                        newvalue - b_values[mb_inds], -args.clip_coef, args.clip_coef
+                    )
+                    v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
+                    v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+                if not torch.isfinite(loss):
+                    writer.close()
+                    envs.close()
+                    fail(
+                        f"loss became non-finite at global step {global_step}: policy_loss={pg_loss.item()}, "
+                        f"value_loss={v_loss.item()}, entropy={entropy_loss.item()}; stopping",
+                        status=1,
+                    )
+
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm, foreach=True)
+                optimizer.step()
+
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
+
+        # explained variance 1 − Var[R − V] / Var[R]: how much of the return the value function predicts
+        var_returns = b_returns.var()
+        explained_var = float("nan") if var_returns == 0 else (1 - (b_returns - b_values).var() / var_returns).item()
+
+        sps = int(global_step / (time.time() - start_time))
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
+        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+        writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        writer.add_scalar("charts/SPS", sps, global_step)
+        if time.time() - last_print >= 2.0 or iteration == num_iterations:
+            last_print = time.time()
+            recent = np.mean(recent_returns) if recent_returns else float("nan")
+            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
+
+    wall_time = time.time() - start_time
+    envs.close()
+    if args.save_model:
+        # the observation statistics travel with the weights: the policy is meaningless without them
+        model = {"agent": agent.state_dict()}
+        if obs_rms is not None:
+            model.update(obs_mean=torch.from_numpy(obs_rms.mean), obs_var=torch.from_numpy(obs_rms.var))
+        torch.save(model, os.path.join(run_dir, f"{args.exp_name}.pt"))
+
+    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
+    eval_returns = evaluate(agent, obs_rms, args.env_id, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/episodic_return", episode_return, i)
+    writer.close()
+
+    summary = {
+        "algo": "ppo_continuous",
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run_dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
+    )
+    if args.track:
+        wandb.finish()
+    return summary
+
+
+if __name__ == "__main__":
+    train(tyro.cli(Args))

@@ -1,0 +1,93 @@
+"""Helpers shared by the tests: the scripts' smoke arguments, and reading run folders and TensorBoard logs."""
+
+import glob
+import importlib
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALGO_FILES = sorted(
+    path for path in glob.glob(os.path.join(REPO, "algos", "*.py")) if not os.path.basename(path).startswith("_")
+)
+
+# Each script with the Args of a smoke run: a budget that exercises every code path (updates included) in seconds.
+SMOKE_ARGS = {
+    "dqn": dict(total_timesteps=600, learning_starts=200, batch_size=32, eval_episodes=2),
+    "ppo": dict(total_timesteps=256, num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2, eval_episodes=2),
+    # Pendulum's episodes last 200 steps: two rollouts of 128 steps per env finish one in each env
+    "ppo_continuous": dict(
+        total_timesteps=512, num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2, eval_episodes=2
+    ),
+}
+# Per script: an env whose action space it cannot handle.
+WRONG_SPACE_ENV = {"dqn": "Pendulum-v1", "ppo": "Pendulum-v1", "ppo_continuous": "CartPole-v1"}
+SUMMARY_KEYS = {
+    "algo",
+    "env_id",
+    "seed",
+    "total_timesteps",
+    "wall_time_s",
+    "sps",
+    "eval_return_mean",
+    "eval_return_std",
+    "eval_episodes",
+    "final_train_return",
+    "args",
+}
+
+
+def load_algo(name: str):
+    """Import algos/<name>.py as a module (importing has no side effects)."""
+    return importlib.import_module(f"algos.{name}")
+
+
+def smoke_args(name: str, tmp_path, **overrides):
+    """The Args of a smoke run of `name` logging under tmp_path."""
+    module = load_algo(name)
+    return module.Args(log_dir=str(tmp_path), **{**SMOKE_ARGS[name], **overrides})
+
+
+def run_dirs(log_dir) -> list:
+    """The run folders under a log dir."""
+    return sorted(glob.glob(os.path.join(str(log_dir), "*__*__*__*")))
+
+
+def only_run_dir(log_dir) -> str:
+    dirs = run_dirs(log_dir)
+    assert len(dirs) == 1, f"expected one run folder in {log_dir}, found {dirs}"
+    return dirs[0]
+
+
+def _events(run_dir: str):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def scalar_tags(run_dir: str) -> list:
+    """The TensorBoard scalar tags logged in a run folder."""
+    return _events(run_dir).Tags()["scalars"]
+
+
+def read_scalars(run_dir: str, tag: str) -> list:
+    """(step, value) pairs of one TensorBoard scalar tag in a run folder."""
+    accumulator = _events(run_dir)
+    if tag not in accumulator.Tags()["scalars"]:
+        return []
+    return [(event.step, event.value) for event in accumulator.Scalars(tag)]
+
+
+def run_script(name: str, *cli_args: str, cwd=None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python algos/<name>.py ARGS` as a user would, capturing its output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "algos", f"{name}.py"), *cli_args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env=env,
+        timeout=timeout,
+    )

@@ -1,0 +1,151 @@
+"""Behaviour every script shares (../shared/CONVENTIONS.md): the run folder, summary.json, bad input, determinism,
+NaN handling, saving and re-evaluating a model, video capture, tracking and --help."""
+
+import json
+import os
+
+import pytest
+from helpers import (
+    ALGO_FILES,
+    SMOKE_ARGS,
+    SUMMARY_KEYS,
+    WRONG_SPACE_ENV,
+    load_algo,
+    only_run_dir,
+    read_scalars,
+    run_dirs,
+    run_script,
+    scalar_tags,
+    smoke_args,
+)
+
+ALGOS = sorted(SMOKE_ARGS)
+# Envs of the same action space as each script's default, for the smoke runs.
+NAN_ENV = {"dqn": "NanRewardCartPole-v1", "ppo": "NanRewardCartPole-v1", "ppo_continuous": "NanRewardPendulum-v1"}
+
+
+def test_every_script_has_smoke_args():
+    """A new script joins these shared tests by a row in conftest.SMOKE_ARGS."""
+    assert sorted(os.path.basename(p)[:-3] for p in ALGO_FILES) == ALGOS
+
+
+@pytest.mark.parametrize("path", ALGO_FILES, ids=lambda p: os.path.basename(p))
+def test_help_works(path):
+    result = run_script(os.path.basename(path)[:-3], "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--env-id" in result.stdout and "--total-timesteps" in result.stdout and "--seed" in result.stdout
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_smoke_run_writes_summary_and_run_folder(name, tmp_path):
+    summary = load_algo(name).train(smoke_args(name, tmp_path))
+    run_dir = only_run_dir(tmp_path)
+    env_id, exp_name, seed, unix_time = os.path.basename(run_dir).split("__")
+    assert (env_id, exp_name, seed) == (summary["env_id"], name, "1") and unix_time.isdigit()
+
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        on_disk = json.load(f)
+    assert on_disk == summary
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["algo"] == name and summary["seed"] == 1
+    assert summary["total_timesteps"] == SMOKE_ARGS[name]["total_timesteps"]
+    assert summary["eval_episodes"] == 2 and summary["sps"] > 0 and summary["wall_time_s"] > 0
+    assert summary["args"]["total_timesteps"] == SMOKE_ARGS[name]["total_timesteps"]
+    assert not [f for f in os.listdir(run_dir) if f.endswith(".tmp")]
+
+    returns = read_scalars(run_dir, "charts/episodic_return")
+    assert returns, "no training episode was logged"
+    assert summary["final_train_return"] == pytest.approx(sum(v for _, v in returns[-10:]) / len(returns[-10:]))
+    assert len(read_scalars(run_dir, "eval/episodic_return")) == 2
+    assert read_scalars(run_dir, "charts/episodic_length")
+    assert any(tag.startswith("losses/") for tag in scalar_tags(run_dir)), "no loss was logged"
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_same_seed_same_returns(name, tmp_path):
+    module = load_algo(name)
+    module.train(smoke_args(name, tmp_path / "a"))
+    module.train(smoke_args(name, tmp_path / "b"))
+    first = read_scalars(only_run_dir(tmp_path / "a"), "charts/episodic_return")
+    second = read_scalars(only_run_dir(tmp_path / "b"), "charts/episodic_return")
+    assert first and first == second
+    third_dir = tmp_path / "c"
+    module.train(smoke_args(name, third_dir, seed=2))
+    assert read_scalars(only_run_dir(third_dir), "charts/episodic_return") != first
+
+
+BAD_INPUT = [
+    ("unknown env", ["--env-id", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+    ("zero budget", ["--total-timesteps", "0"], "total-timesteps"),
+    ("negative budget", ["--total-timesteps", "-5"], "total-timesteps"),
+    ("missing checkpoint", ["--checkpoint", "no/such/model.pt"], "no/such/model.pt"),
+]
+
+
+@pytest.mark.parametrize("name", ALGOS)
+@pytest.mark.parametrize("case,cli_args,mentions", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_fails_cleanly(name, case, cli_args, mentions, tmp_path):
+    result = run_script(name, "--log-dir", str(tmp_path), *cli_args)
+    _assert_clean_failure(result, mentions, tmp_path)
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_wrong_action_space_names_the_script_that_fits(name, tmp_path):
+    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", WRONG_SPACE_ENV[name])
+    _assert_clean_failure(result, "action space", tmp_path)
+    fitting = {"dqn": "ppo_continuous.py", "ppo": "ppo_continuous.py", "ppo_continuous": "ppo.py"}[name]
+    assert fitting in result.stderr
+
+
+def _assert_clean_failure(result, mentions, log_dir):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "error" in lines[0]
+    assert mentions in lines[0]
+    assert not run_dirs(log_dir), "a run folder was left behind"
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_nan_loss_stops_with_message_and_keeps_logs(name, tmp_path, capsys):
+    args = smoke_args(name, tmp_path, env_id=NAN_ENV[name], total_timesteps=2_000)
+    with pytest.raises(SystemExit) as exit_info:
+        load_algo(name).train(args)
+    assert exit_info.value.code == 1
+    message = capsys.readouterr().err.strip()
+    assert "global step" in message and "loss" in message and "Traceback" not in message
+    run_dir = only_run_dir(tmp_path)
+    assert not os.path.exists(os.path.join(run_dir, "summary.json"))
+    # what was logged before the failure is intact and readable
+    assert read_scalars(run_dir, "charts/episodic_length")
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_saved_model_reevaluates_to_the_same_returns(name, tmp_path):
+    module = load_algo(name)
+    trained = module.train(smoke_args(name, tmp_path / "train", save_model=True))
+    model_path = os.path.join(only_run_dir(tmp_path / "train"), f"{name}.pt")
+    assert os.path.isfile(model_path)
+    evaluated = module.train(smoke_args(name, tmp_path / "eval", checkpoint=model_path))
+    # the same weights (and normalization statistics) on the same evaluation seeds give the same returns
+    assert evaluated["eval_return_mean"] == trained["eval_return_mean"]
+    assert evaluated["eval_return_std"] == trained["eval_return_std"]
+    assert evaluated["total_timesteps"] == 0
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_capture_video_records_training_and_evaluation(name, tmp_path):
+    load_algo(name).train(smoke_args(name, tmp_path, capture_video=True))
+    run_dir = only_run_dir(tmp_path)
+    train_videos = [f for f in os.listdir(os.path.join(run_dir, "videos")) if f.endswith(".mp4")]
+    eval_videos = [f for f in os.listdir(os.path.join(run_dir, "videos", "eval")) if f.endswith(".mp4")]
+    assert train_videos and len(eval_videos) == 2
+
+
+def test_track_logs_to_wandb_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    load_algo("dqn").train(smoke_args("dqn", tmp_path, track=True))
+    run_dir = only_run_dir(tmp_path)
+    offline_runs = [d for d in os.listdir(os.path.join(run_dir, "wandb")) if d.startswith("offline-run-")]
+    assert offline_runs
