@@ -3,9 +3,12 @@
 Mnih et al. (2015), "Human-level control through deep reinforcement learning", Nature 518, 529-533.
 A Q-network is regressed onto the one-step TD target y = r + γ max_a' Q_target(s', a'), where Q_target is a copy of
 the Q-network refreshed every `target_network_frequency` steps, on minibatches drawn uniformly from a replay buffer.
-Actions are ε-greedy with ε annealed linearly. The loss is the Huber loss (the paper's clipping of the TD error to
-[-1, 1]); `--loss mse` uses the squared error instead. A time-limit truncation is not a termination: the target of a
-truncated transition still bootstraps from the observation the episode was cut off in.
+Actions are ε-greedy with ε annealed linearly. The loss is the squared TD error; `--loss huber` uses the Huber loss
+(the paper's clipping of the TD error to [−1, 1]) instead. The defaults train in rounds (128 gradient steps every 256
+env steps, the target refreshed after each round, as in the RL Baselines3 Zoo's CartPole settings) with a learning
+rate annealed to 0, which makes the final greedy policy far more reliable than a constant rate does. A time-limit
+truncation is not a termination: the target of a truncated transition still bootstraps from the observation the
+episode was cut off in.
 
 Spaces: Box observations, Discrete actions (for Box actions use ppo_continuous.py).
 Run: python algos/dqn.py --env-id CartPole-v1
@@ -65,29 +68,33 @@ class Args:
     """the number of vectorized envs"""
     eval_episodes: int = 10
     """episodes of the final greedy evaluation"""
-    learning_rate: float = 1e-3
-    """the Adam learning rate"""
-    buffer_size: int = 50_000
+    learning_rate: float = 2.3e-3
+    """the Adam learning rate (at the start, when annealed)"""
+    anneal_lr: bool = True
+    """anneal the learning rate linearly to 0 over training"""
+    buffer_size: int = 100_000
     """the replay buffer capacity"""
     gamma: float = 0.99
     """the discount factor γ"""
     tau: float = 1.0
     """the target network update rate (1.0: hard copy)"""
-    target_network_frequency: int = 500
+    target_network_frequency: int = 256
     """env steps between target network updates"""
     batch_size: int = 128
     """the minibatch size sampled from the replay buffer"""
     start_e: float = 1.0
     """ε at the start of training"""
-    end_e: float = 0.05
+    end_e: float = 0.04
     """ε at the end of the exploration phase"""
-    exploration_fraction: float = 0.2
+    exploration_fraction: float = 0.16
     """fraction of `total_timesteps` over which ε falls from `start_e` to `end_e`"""
     learning_starts: int = 1_000
     """env steps of ε-greedy play before the first gradient step"""
-    train_frequency: int = 2
-    """env steps between gradient steps"""
-    loss: Literal["huber", "mse"] = "huber"
+    train_frequency: int = 256
+    """env steps between training rounds"""
+    gradient_steps: int = 128
+    """gradient steps in each training round"""
+    loss: Literal["mse", "huber"] = "mse"
     """the TD loss: Huber (smooth L1) or mean squared error"""
 
 
@@ -104,7 +111,7 @@ def check_args(args: Args) -> None:
         fail(f"checkpoint file not found: {args.checkpoint}")
     if args.checkpoint is None and args.total_timesteps <= 0:
         fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    for name in ("num_envs", "eval_episodes", "buffer_size", "batch_size", "train_frequency"):
+    for name in ("num_envs", "eval_episodes", "buffer_size", "batch_size", "train_frequency", "gradient_steps"):
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.target_network_frequency <= 0:
@@ -224,6 +231,20 @@ def evaluate(q_network, env_id: str, episodes: int, seed: int, device, video_dir
     return returns
 
 
+def make_run_dir(args: Args) -> tuple:
+    """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
+    same name, the later one takes the next free second."""
+    os.makedirs(args.log_dir, exist_ok=True)
+    unix_time = int(time.time())
+    while True:
+        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
+        try:
+            os.mkdir(os.path.join(args.log_dir, run_name))
+            return run_name, os.path.join(args.log_dir, run_name)
+        except FileExistsError:
+            unix_time += 1
+
+
 def write_summary(run_dir: str, summary: dict) -> None:
     """Write summary.json atomically: to a temp file in the same folder, then rename."""
     tmp_path = os.path.join(run_dir, "summary.json.tmp")
@@ -235,9 +256,7 @@ def write_summary(run_dir: str, summary: dict) -> None:
 # Training
 def train(args: Args) -> dict:
     check_args(args)
-    run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.log_dir, run_name)
-    os.makedirs(run_dir)
+    run_name, run_dir = make_run_dir(args)
     if args.track:
         import wandb
 
@@ -260,6 +279,7 @@ def train(args: Args) -> dict:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
     rng = np.random.default_rng(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
@@ -316,8 +336,12 @@ def train(args: Args) -> dict:
         obs = next_obs
 
         # ALGO LOGIC: training
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (
+                1.0 - (global_step - args.num_envs) / args.total_timesteps
+            ) * args.learning_rate
         if global_step > args.learning_starts:
-            for _ in range(steps_crossed(global_step, args.num_envs, args.train_frequency)):
+            for _ in range(steps_crossed(global_step, args.num_envs, args.train_frequency) * args.gradient_steps):
                 b_obs, b_actions, b_rewards, b_next_obs, b_terminations = rb.sample(args.batch_size)
                 with torch.no_grad():
                     target = td_target(

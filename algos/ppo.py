@@ -233,6 +233,20 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
     return returns
 
 
+def make_run_dir(args: Args) -> tuple:
+    """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
+    same name, the later one takes the next free second."""
+    os.makedirs(args.log_dir, exist_ok=True)
+    unix_time = int(time.time())
+    while True:
+        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
+        try:
+            os.mkdir(os.path.join(args.log_dir, run_name))
+            return run_name, os.path.join(args.log_dir, run_name)
+        except FileExistsError:
+            unix_time += 1
+
+
 def write_summary(run_dir: str, summary: dict) -> None:
     """Write summary.json atomically: to a temp file in the same folder, then rename."""
     tmp_path = os.path.join(run_dir, "summary.json.tmp")
@@ -247,9 +261,7 @@ def train(args: Args) -> dict:
     batch_size = args.num_envs * args.num_steps
     minibatch_size = batch_size // args.num_minibatches
     num_iterations = 0 if args.checkpoint else args.total_timesteps // batch_size
-    run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.log_dir, run_name)
-    os.makedirs(run_dir)
+    run_name, run_dir = make_run_dir(args)
     if args.track:
         import wandb
 
@@ -272,6 +284,7 @@ def train(args: Args) -> dict:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: same-step autoreset, so that no transition crosses a reset (see `true_next_obs`)

@@ -149,3 +149,13 @@ def test_track_logs_to_wandb_offline(tmp_path, monkeypatch):
     run_dir = only_run_dir(tmp_path)
     offline_runs = [d for d in os.listdir(os.path.join(run_dir, "wandb")) if d.startswith("offline-run-")]
     assert offline_runs
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_runs_started_in_the_same_second_get_their_own_folders(name, tmp_path):
+    module = load_algo(name)
+    args = smoke_args(name, tmp_path)
+    first_name, first_dir = module.make_run_dir(args)
+    second_name, second_dir = module.make_run_dir(args)
+    assert first_dir != second_dir and os.path.isdir(first_dir) and os.path.isdir(second_dir)
+    assert first_name.rsplit("__", 1)[0] == second_name.rsplit("__", 1)[0] == f"{args.env_id}__{name}__1"
