@@ -87,8 +87,8 @@ class Args:
     """normalize advantages per minibatch"""
     clip_coef: float = 0.2
     """the surrogate clipping coefficient ε"""
-    clip_vloss: bool = True
-    """clip the value loss as the policy loss is clipped"""
+    clip_vloss: bool = False
+    """clip the value loss as the policy loss is clipped (off: with scaled rewards it slows the critic down)"""
     ent_coef: float = 0.0
     """the entropy bonus coefficient"""
     vf_coef: float = 0.5

@@ -110,7 +110,10 @@ def test_steps_crossed_counts_updates_for_any_number_of_envs():
 @pytest.mark.learning
 def test_dqn_learns_cartpole(tmp_path):
     # Threshold from the issue: ≥ 300 (random policy ≈ 22, the maximum 500) within 80k env steps, with the default
-    # hyperparameters. Five seeds of `python algos/dqn.py` (80k steps): see SEED_RESULTS below.
+    # hyperparameters. Five seeds of `python algos/dqn.py --seed N` (80k steps) before settling the defaults:
+    # final evaluation mean 500.0 for each of seeds 1-5 (last-10-training-episode means 500, 500, 477, 500, 500).
+    # Earlier candidates show why the defaults are what they are: lr 1e-3, one gradient step every 2 env steps and a
+    # constant rate gave 335 and 101 on seeds 1-2; the same rounds without lr annealing gave 500, 349, 464, 500, 500.
     summary = dqn.train(dqn.Args(seed=1, log_dir=str(tmp_path)))
     assert summary["total_timesteps"] <= 80_000
     assert summary["eval_return_mean"] >= 300
