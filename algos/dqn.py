@@ -125,7 +125,7 @@ def check_args(args: Args) -> None:
     if not isinstance(act_space, gym.spaces.Discrete):
         fail(f"dqn.py needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
     if not isinstance(obs_space, gym.spaces.Box):
-        fail(f"dqn.py needs Box observations, but {args.env_id} has {obs_space}; use q_learning.py")
+        fail(f"dqn.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
 
 
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
@@ -135,7 +135,9 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
             env = gym.wrappers.RecordVideo(env, video_dir)
         else:
             env = gym.make(env_id)
-        return gym.wrappers.FlattenObservation(env)
+        if len(env.observation_space.shape) > 1:
+            env = gym.wrappers.FlattenObservation(env)
+        return env
 
     return thunk
 
@@ -143,16 +145,12 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
 class QNetwork(nn.Module):
     def __init__(self, obs_dim: int, n_actions: int):
         super().__init__()
-        self.network = nn.Sequential(
-            nn.Linear(obs_dim, 120),
-            nn.ReLU(),
-            nn.Linear(120, 84),
-            nn.ReLU(),
-            nn.Linear(84, n_actions),
-        )
+        self.fc1 = nn.Linear(obs_dim, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, n_actions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
 class ReplayBuffer:
@@ -170,11 +168,17 @@ class ReplayBuffer:
 
     def add(self, obs, next_obs, actions, rewards, terminations) -> None:
         """Store one transition per env; the arguments are arrays with the env axis first."""
-        idx = np.arange(self.pos, self.pos + len(obs)) % self.capacity
+        n = len(obs)
+        # rows pos … pos + n − 1, wrapping around at capacity (a slice, the cheap case, when they do not wrap)
+        idx = (
+            slice(self.pos, self.pos + n)
+            if self.pos + n <= self.capacity
+            else np.arange(self.pos, self.pos + n) % self.capacity
+        )
         self.obs[idx], self.next_obs[idx], self.actions[idx] = obs, next_obs, actions
         self.rewards[idx], self.terminations[idx] = rewards, terminations
-        self.pos = (self.pos + len(obs)) % self.capacity
-        self.size = min(self.size + len(obs), self.capacity)
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int):
         """(obs, actions, rewards, next_obs, terminations) of `batch_size` rows drawn uniformly with replacement."""
@@ -215,7 +219,8 @@ def evaluate(q_network, env_id: str, episodes: int, seed: int, device, video_dir
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
-    env = gym.wrappers.FlattenObservation(env)
+    if len(env.observation_space.shape) > 1:
+        env = gym.wrappers.FlattenObservation(env)
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
@@ -313,12 +318,15 @@ def train(args: Args) -> dict:
         epsilon = linear_schedule(
             args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step
         )
-        actions = rng.integers(n_actions, size=args.num_envs)
         explore = rng.random(args.num_envs) < epsilon
-        if not explore.all():
+        if explore.all():
+            actions = rng.integers(n_actions, size=args.num_envs)
+        else:
             with torch.inference_mode():
                 q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))
-            actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
+            actions = q_values.argmax(dim=1).cpu().numpy()
+            if explore.any():
+                actions[explore] = rng.integers(n_actions, size=int(explore.sum()))
 
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
 

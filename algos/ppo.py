@@ -125,7 +125,7 @@ def check_args(args: Args) -> None:
     if not isinstance(act_space, gym.spaces.Discrete):
         fail(f"ppo.py needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
     if not isinstance(obs_space, gym.spaces.Box):
-        fail(f"ppo.py needs Box observations, but {args.env_id} has {obs_space}; use q_learning.py")
+        fail(f"ppo.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
 
 
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
@@ -135,7 +135,9 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
             env = gym.wrappers.RecordVideo(env, video_dir)
         else:
             env = gym.make(env_id)
-        return gym.wrappers.FlattenObservation(env)
+        if len(env.observation_space.shape) > 1:
+            env = gym.wrappers.FlattenObservation(env)
+        return env
 
     return thunk
 
@@ -217,7 +219,8 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
-    env = gym.wrappers.FlattenObservation(env)
+    if len(env.observation_space.shape) > 1:
+        env = gym.wrappers.FlattenObservation(env)
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)

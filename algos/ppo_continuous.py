@@ -143,7 +143,9 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
             env = gym.wrappers.RecordVideo(env, video_dir)
         else:
             env = gym.make(env_id)
-        return gym.wrappers.FlattenObservation(env)
+        if len(env.observation_space.shape) > 1:
+            env = gym.wrappers.FlattenObservation(env)
+        return env
 
     return thunk
 
@@ -255,7 +257,8 @@ def evaluate(agent, obs_rms, env_id: str, episodes: int, seed: int, device, vide
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
-    env = gym.wrappers.FlattenObservation(env)
+    if len(env.observation_space.shape) > 1:
+        env = gym.wrappers.FlattenObservation(env)
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)

@@ -20,8 +20,18 @@ SMOKE_ARGS = {
         total_timesteps=512, num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2, eval_episodes=2
     ),
 }
-# Per script: an env whose action space it cannot handle.
-WRONG_SPACE_ENV = {"dqn": "Pendulum-v1", "ppo": "Pendulum-v1", "ppo_continuous": "CartPole-v1"}
+_OFF_POLICY_SMOKE = dict(total_timesteps=600, learning_starts=300, batch_size=32, eval_episodes=2)
+SMOKE_ARGS.update(ddpg=_OFF_POLICY_SMOKE, td3=_OFF_POLICY_SMOKE, sac=_OFF_POLICY_SMOKE)
+
+# Per script: an env whose action space it cannot handle, and the script its error message points to instead.
+WRONG_SPACE = {
+    "dqn": ("Pendulum-v1", "ppo_continuous.py"),
+    "ppo": ("Pendulum-v1", "ppo_continuous.py"),
+    "ppo_continuous": ("CartPole-v1", "ppo.py"),
+    "ddpg": ("CartPole-v1", "dqn.py"),
+    "td3": ("CartPole-v1", "dqn.py"),
+    "sac": ("CartPole-v1", "dqn.py"),
+}
 SUMMARY_KEYS = {
     "algo",
     "env_id",

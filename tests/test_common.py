@@ -9,7 +9,7 @@ from helpers import (
     ALGO_FILES,
     SMOKE_ARGS,
     SUMMARY_KEYS,
-    WRONG_SPACE_ENV,
+    WRONG_SPACE,
     load_algo,
     only_run_dir,
     read_scalars,
@@ -20,8 +20,8 @@ from helpers import (
 )
 
 ALGOS = sorted(SMOKE_ARGS)
-# Envs of the same action space as each script's default, for the smoke runs.
-NAN_ENV = {"dqn": "NanRewardCartPole-v1", "ppo": "NanRewardCartPole-v1", "ppo_continuous": "NanRewardPendulum-v1"}
+# Per script: an env of its action space whose rewards turn NaN (registered in conftest.py).
+NAN_ENV = {name: f"NanReward{load_algo(name).Args.env_id}" for name in ALGOS}
 
 
 def test_every_script_has_smoke_args():
@@ -91,10 +91,10 @@ def test_bad_input_fails_cleanly(name, case, cli_args, mentions, tmp_path):
 
 @pytest.mark.parametrize("name", ALGOS)
 def test_wrong_action_space_names_the_script_that_fits(name, tmp_path):
-    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", WRONG_SPACE_ENV[name])
+    env_id, fitting_script = WRONG_SPACE[name]
+    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", env_id)
     _assert_clean_failure(result, "action space", tmp_path)
-    fitting = {"dqn": "ppo_continuous.py", "ppo": "ppo_continuous.py", "ppo_continuous": "ppo.py"}[name]
-    assert fitting in result.stderr
+    assert fitting_script in result.stderr
 
 
 def _assert_clean_failure(result, mentions, log_dir):
