@@ -414,11 +414,13 @@ def train(args: Args) -> dict:
                 updates += 1
 
                 # policy update through the reparameterized sample: J_π = E[α log π(a|s) − min_i Q_i(s, a)]
+                critics.requires_grad_(False)  # the gradient flows through the critics to the actions, not into them
                 actions_pi, log_prob = actor.sample(b_obs)
                 actor_loss = (alpha * log_prob - critics(b_obs, actions_pi).min(dim=0).values).mean()
                 actor_optimizer.zero_grad(set_to_none=True)
                 actor_loss.backward()
                 actor_optimizer.step()
+                critics.requires_grad_(True)
 
                 # temperature: J(α) = E[−α (log π(a|s) + target entropy)], α grows when the entropy is too low
                 if args.autotune:

@@ -402,10 +402,12 @@ def train(args: Args) -> dict:
 
                 # delayed policy update: ∇_φ J = E[∇_a Q_1(s, a)|_{a=μ(s)} ∇_φ μ(s)], then the targets follow
                 if updates % args.policy_frequency == 0:
+                    critics.requires_grad_(False)  # the gradient flows through the critic to the action, not into it
                     actor_loss = -critics(b_obs, actor(b_obs))[0].mean()
                     actor_optimizer.zero_grad(set_to_none=True)
                     actor_loss.backward()
                     actor_optimizer.step()
+                    critics.requires_grad_(True)
                     soft_update(target_actor, actor, args.tau)
                     soft_update(target_critics, critics, args.tau)
                     if (updates // args.policy_frequency) % 100 == 0:
