@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALGO_FILES = sorted(
     path for path in glob.glob(os.path.join(REPO, "algos", "*.py")) if not os.path.basename(path).startswith("_")
@@ -19,9 +21,11 @@ SMOKE_ARGS = {
     "ppo_continuous": dict(
         total_timesteps=512, num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2, eval_episodes=2
     ),
+    **{
+        name: dict(total_timesteps=600, learning_starts=300, batch_size=32, eval_episodes=2)
+        for name in ("ddpg", "td3", "sac")
+    },
 }
-_OFF_POLICY_SMOKE = dict(total_timesteps=600, learning_starts=300, batch_size=32, eval_episodes=2)
-SMOKE_ARGS.update(ddpg=_OFF_POLICY_SMOKE, td3=_OFF_POLICY_SMOKE, sac=_OFF_POLICY_SMOKE)
 
 # Per script: an env whose action space it cannot handle, and the script its error message points to instead.
 WRONG_SPACE = {
@@ -101,3 +105,14 @@ def run_script(name: str, *cli_args: str, cwd=None, timeout: int = 300) -> subpr
         env=env,
         timeout=timeout,
     )
+
+
+# The 0.999 quantile of χ² with 9 degrees of freedom: a uniform sampler over 10 rows exceeds it in 1 seed of 1000.
+CHI_SQUARE_9_DOF_QUANTILE_999 = 27.88
+
+
+def chi_square_against_uniform(samples: np.ndarray, n_values: int) -> float:
+    """Pearson's χ² statistic of integer samples in [0, n_values) against the uniform distribution."""
+    counts = np.bincount(samples, minlength=n_values)
+    expected = len(samples) / n_values
+    return float(((counts - expected) ** 2 / expected).sum())

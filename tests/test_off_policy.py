@@ -4,7 +4,7 @@ minimum over twin critics, target policy smoothing, the batched critics, the rep
 import numpy as np
 import pytest
 import torch
-from helpers import load_algo
+from helpers import CHI_SQUARE_9_DOF_QUANTILE_999, chi_square_against_uniform, load_algo
 
 ddpg, td3, sac = load_algo("ddpg"), load_algo("td3"), load_algo("sac")
 MODULES = [ddpg, td3, sac]
@@ -64,9 +64,8 @@ def test_soft_update_moves_each_parameter_by_tau_of_the_gap(module):
 def test_td_target_takes_the_minimum_of_the_critics_and_bootstraps_truncations(module):
     rewards = torch.tensor([1.0, 1.0, 1.0])
     next_q_values = torch.tensor([[4.0, 10.0, 6.0], [5.0, 2.0, 6.0]])  # (critics, batch)
-    terminations = torch.tensor(
-        [0.0, 0.0, 1.0]
-    )  # the third transition terminated; the others (truncated or not) did not
+    # the third transition terminated; the others, truncated or not, did not
+    terminations = torch.tensor([0.0, 0.0, 1.0])
     target = module.td_target(rewards, next_q_values, terminations, gamma=0.5)
     assert target.tolist() == pytest.approx([1 + 0.5 * 4, 1 + 0.5 * 2, 1.0])
     # one critic (DDPG): its own estimate
@@ -136,10 +135,8 @@ def test_replay_buffer_samples_uniformly(module):
     rb = module.ReplayBuffer(capacity=10, obs_dim=3, act_dim=2, device=torch.device("cpu"), seed=123)
     for value in range(10):
         rb.add(*_transition(float(value)))
-    draws = 100_000
-    counts = np.bincount(rb.sample(draws)[0][:, 0].long().numpy(), minlength=10)
-    expected = draws / 10
-    assert ((counts - expected) ** 2 / expected).sum() < 27.88  # the 0.999 quantile of χ² with 9 degrees of freedom
+    sampled_rows = rb.sample(100_000)[0][:, 0].long().numpy()
+    assert chi_square_against_uniform(sampled_rows, 10) < CHI_SQUARE_9_DOF_QUANTILE_999
 
 
 @pytest.mark.learning
