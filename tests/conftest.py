@@ -21,14 +21,18 @@ class NanRewardEnv(gym.Wrapper):
         return obs, (float("nan") if self.steps > self.nan_after else reward), terminated, truncated, info
 
 
-# NaN after the first episodes have been logged (Pendulum's episodes last 200 steps)
-for _env_id, _nan_after in (("CartPole-v1", 50), ("Pendulum-v1", 300)):
+# NaN after the first episodes have been logged (Pendulum's episodes last 200 steps; Cliff Walking's are cut at 100)
+for _env_id, _nan_after, _max_steps in (
+    ("CartPole-v1", 50, 500),
+    ("Pendulum-v1", 300, 500),
+    ("CliffWalking-v1", 250, 100),
+):
     if f"NanReward{_env_id}" not in gym.registry:
         gym.register(
             f"NanReward{_env_id}",
             entry_point=NanRewardEnv,
             kwargs={"env_id": _env_id, "nan_after": _nan_after},
-            max_episode_steps=500,
+            max_episode_steps=_max_steps,
         )
 
 

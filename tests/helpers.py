@@ -25,6 +25,13 @@ SMOKE_ARGS = {
         name: dict(total_timesteps=600, learning_starts=300, batch_size=32, eval_episodes=2)
         for name in ("ddpg", "td3", "sac")
     },
+    # the tabular scripts count episodes; the exploration bot's default env (bandit-10) cannot render or go NaN
+    **{name: dict(total_episodes=5, eval_episodes=2) for name in ("q_learning", "sarsa", "expected_sarsa", "dyna_q")},
+    "exploration_bot": dict(total_episodes=5, eval_episodes=2, env_id="CliffWalking-v1", num_runs=1),
+}
+# The tabular scripts' budget is `total_episodes`; the others' `total_timesteps`.
+BUDGET = {
+    name: "total_episodes" if "total_episodes" in args else "total_timesteps" for name, args in SMOKE_ARGS.items()
 }
 
 # Per script: an env whose action space it cannot handle, and the script its error message points to instead.
@@ -35,6 +42,10 @@ WRONG_SPACE = {
     "ddpg": ("CartPole-v1", "dqn.py"),
     "td3": ("CartPole-v1", "dqn.py"),
     "sac": ("CartPole-v1", "dqn.py"),
+    **{
+        name: ("Pendulum-v1", "ppo_continuous.py")
+        for name in ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")
+    },
 }
 SUMMARY_KEYS = {
     "algo",
@@ -60,6 +71,18 @@ def smoke_args(name: str, tmp_path, **overrides):
     """The Args of a smoke run of `name` logging under tmp_path."""
     module = load_algo(name)
     return module.Args(log_dir=str(tmp_path), **{**SMOKE_ARGS[name], **overrides})
+
+
+def smoke_env_id(name: str) -> str:
+    """The env of a script's smoke run."""
+    return SMOKE_ARGS[name].get("env_id", load_algo(name).Args.env_id)
+
+
+def model_file(run_dir: str, name: str) -> str:
+    """The saved model of a run: `{name}.pt` (torch scripts) or `{name}.npz` (tabular scripts)."""
+    paths = glob.glob(os.path.join(run_dir, f"{name}.pt")) + glob.glob(os.path.join(run_dir, f"{name}.npz"))
+    assert len(paths) == 1, f"expected one saved model in {run_dir}, found {paths}"
+    return paths[0]
 
 
 def run_dirs(log_dir) -> list:

@@ -1,0 +1,223 @@
+"""The tabular scripts (exploration_bot, q_learning, sarsa, expected_sarsa, dyna_q): their update rules on hand-worked
+transitions, and the results of Sutton & Barto (2nd edition) they must reproduce. The reference figures quoted below
+were measured with the book authors' reference code; averages over runs use the scripts' `num_runs`."""
+
+import os
+
+import numpy as np
+import pytest
+from helpers import load_algo, only_run_dir, run_script
+
+q_learning, sarsa, expected_sarsa = load_algo("q_learning"), load_algo("sarsa"), load_algo("expected_sarsa")
+dyna_q, exploration_bot = load_algo("dyna_q"), load_algo("exploration_bot")
+
+
+def train(module, log_dir, **kwargs) -> tuple:
+    """Train `module` with the given Args and return (summary, run folder)."""
+    summary = module.train(module.Args(log_dir=str(log_dir), **kwargs))
+    return summary, only_run_dir(log_dir)
+
+
+def saved(run_dir: str, filename: str) -> np.ndarray:
+    return np.load(os.path.join(run_dir, filename))
+
+
+def greedy_eval_returns(module, run_dir: str, args) -> np.ndarray:
+    """Each run's greedy evaluation returns (runs × episodes), from the tables the run saved."""
+    q_table = np.load(os.path.join(run_dir, f"{args.exp_name}.npz"))["q_table"]
+    return module.evaluate(q_table, args)
+
+
+# --- the update rules on one hand-worked transition: R = −1, γ = 0.9, Q(S', ·) = (1, 3, 2) ---
+
+NEXT_Q = np.array([[1.0, 3.0, 2.0]])
+
+
+@pytest.mark.parametrize("terminated,expected", [(0.0, -1 + 0.9 * 3), (1.0, -1.0)])
+def test_q_learning_target_bootstraps_from_the_greedy_action(terminated, expected):
+    target = q_learning.td_target(np.array([-1.0]), NEXT_Q, np.array([terminated]), 0.9)
+    assert target == pytest.approx([expected])
+
+
+@pytest.mark.parametrize("terminated,expected", [(0.0, -1 + 0.9 * 1), (1.0, -1.0)])
+def test_sarsa_target_bootstraps_from_the_next_action_taken(terminated, expected):
+    target = sarsa.td_target(np.array([-1.0]), NEXT_Q, np.array([0]), np.array([terminated]), 0.9)
+    assert target == pytest.approx([expected])
+
+
+def test_expected_sarsa_target_is_the_epsilon_greedy_expectation():
+    # ε = 0.3 over 3 actions: π = (0.1, 0.8, 0.1), so E[Q(S', A')] = 0.1·1 + 0.8·3 + 0.1·2 = 2.7
+    target = expected_sarsa.td_target(np.array([-1.0]), NEXT_Q, np.array([0.3]), np.array([0.0]), 0.9)
+    assert target == pytest.approx([-1 + 0.9 * 2.7])
+    assert expected_sarsa.td_target(np.array([-1.0]), NEXT_Q, np.array([0.3]), np.array([1.0]), 0.9) == [-1.0]
+    # two tied maxima share the greedy probability: π = (0.1 + 0.35, 0.1 + 0.35, 0.1)
+    probs = expected_sarsa.epsilon_greedy_probs(np.array([[3.0, 3.0, 1.0]]), 0.3)
+    np.testing.assert_allclose(probs, [[0.45, 0.45, 0.1]])
+    # with ε = 0 the target is Q-learning's
+    greedy = expected_sarsa.td_target(np.array([-1.0]), NEXT_Q, np.array([0.0]), np.array([0.0]), 0.9)
+    assert greedy == pytest.approx(q_learning.td_target(np.array([-1.0]), NEXT_Q, np.array([0.0]), 0.9))
+
+
+def test_one_q_learning_step_on_a_table():
+    # Q(S=0, A=1) = 2, α = 0.5: Q ← 2 + 0.5 (−1 + 0.9·3 − 2) = 1.85
+    q_table = np.zeros((1, 2, 3))
+    q_table[0, 0, 1], q_table[0, 1] = 2.0, NEXT_Q[0]
+    target = q_learning.td_target(np.array([-1.0]), q_table[[0], [1]], np.array([0.0]), 0.9)
+    q_table[0, 0, 1] += 0.5 * (target[0] - q_table[0, 0, 1])
+    assert q_table[0, 0, 1] == pytest.approx(1.85)
+
+
+def test_the_exploration_bot_keeps_the_plain_average_of_immediate_rewards():
+    rewards = [3.0, -1.0, 4.0, 0.5]
+    estimate = 0.0
+    for n, reward in enumerate(rewards, start=1):
+        estimate += exploration_bot.sample_average_step(n) * (reward - estimate)
+    assert estimate == pytest.approx(np.mean(rewards))
+
+
+def test_argmax_breaks_ties_uniformly_at_random():
+    rng = np.random.default_rng(0)
+    picks = q_learning.argmax_random_ties(np.tile([[1.0, 5.0, 5.0, 0.0]], (4000, 1)), rng)
+    counts = np.bincount(picks, minlength=4)
+    assert counts[0] == counts[3] == 0
+    assert abs(counts[1] - 2000) < 150  # binomial(4000, 1/2): standard deviation 32
+
+
+def test_epsilon_greedy_explores_with_probability_epsilon():
+    rng = np.random.default_rng(0)
+    actions = q_learning.epsilon_greedy(np.tile([[0.0, 1.0, 0.0, 0.0]], (20000, 1)), 0.2, rng)
+    # greedy with probability 1 − ε + ε/4 = 0.85; each other action ε/4 = 0.05
+    assert np.mean(actions == 1) == pytest.approx(0.85, abs=0.01)
+
+
+def test_dyna_maze_shortest_path_takes_14_steps():
+    """Breadth-first search over the maze's own moves: the book's shortest path from S to G is 14 steps."""
+    env = dyna_q.DynaMaze()
+    env.reset(seed=0)
+    distance, frontier = {env.start: 0}, [env.start]
+    while frontier:
+        position = frontier.pop(0)
+        for action in range(4):
+            env.position = position
+            _, reward, terminated, _, _ = env.step(action)
+            if env.position not in distance:
+                distance[env.position] = distance[position] + 1
+                frontier.append(env.position)
+            assert terminated == (reward == 1.0) == (env.position == env.goal)
+    assert distance[env.goal] == 14
+    assert len(distance) == 6 * 9 - len(env.walls)  # every free cell is reachable
+
+
+# --- the book's results ---
+
+
+@pytest.fixture(scope="module")
+def cliff_runs(tmp_path_factory):
+    """Example 6.6, Figure 6.4: α = 0.5, ε = 0.1 fixed, γ = 1, 500 episodes, 50 runs of each method."""
+    results = {}
+    for module in (q_learning, sarsa, expected_sarsa):
+        log_dir = tmp_path_factory.mktemp(module.__name__.split(".")[-1])
+        args = module.Args(log_dir=str(log_dir), num_runs=50, eval_episodes=1, save_model=True)
+        module.train(args)
+        run_dir = only_run_dir(log_dir)
+        results[module] = (saved(run_dir, "episode_returns.npy"), greedy_eval_returns(module, run_dir, args))
+    return results
+
+
+@pytest.mark.learning
+def test_cliff_walking_online_returns_match_the_book(cliff_runs):
+    """Mean online return of the last 100 of 500 episodes, averaged over 50 runs (standard error about 1 here).
+    References: SARSA −25.5, Q-learning −49.5, Expected SARSA −20.5. Seeds 1-5 gave SARSA −27.5, −26.5, −25.7, −26.2,
+    −27.8; Q-learning −49.0, −48.6, −50.7, −49.2, −49.5; Expected SARSA −20.1, −20.6, −21.1, −20.5, −21.3."""
+    last_100 = {module: returns[:, -100:].mean() for module, (returns, _) in cliff_runs.items()}
+    assert -30 <= last_100[sarsa] <= -20
+    assert -55 <= last_100[q_learning] <= -44
+    assert last_100[expected_sarsa] >= last_100[sarsa]
+
+
+@pytest.mark.learning
+def test_cliff_walking_greedy_paths(cliff_runs):
+    """Q-learning's greedy path runs along the cliff edge (13 steps, return −13) in every run. SARSA learns the values
+    of its exploring policy and its greedy path keeps away from the edge: no run takes the 13-step path, and the
+    typical run takes the top row (17 steps). (A few SARSA runs' greedy policies loop in a rarely visited corner, where
+    an untried action keeps its initial value 0 > any tried one, and are cut off at the evaluation's step limit.)"""
+    _, q_learning_greedy = cliff_runs[q_learning]
+    _, sarsa_greedy = cliff_runs[sarsa]
+    assert (q_learning_greedy == -13).all()
+    assert (sarsa_greedy < -13).all()
+    assert -19 <= np.median(sarsa_greedy) <= -15
+
+
+@pytest.mark.learning
+def test_dyna_maze_planning_speeds_up_learning(tmp_path):
+    """Example 8.1, Figure 8.2: α = 0.1, ε = 0.1, γ = 0.95, 50 episodes, 30 runs per planning budget n. With n = 50 the
+    third episode is near the 14-step shortest path (reference 18 steps); steps per episode after the first fall as
+    n grows. Seeds 1-5 gave, for n = 50, third episodes of 18.6, 16.9, 17.3, 18.1, 17.8 steps; the mean of episodes
+    2-50 was 83.7-90.0 steps for n = 0, 20.5-21.2 for n = 5 and 16.8-17.6 for n = 50."""
+    mean_steps = {}
+    for n in (0, 5, 50):
+        _, run_dir = train(dyna_q, tmp_path / str(n), num_runs=30, planning_steps=n, eval_episodes=1)
+        lengths = saved(run_dir, "episode_lengths.npy")
+        mean_steps[n] = lengths[:, 1:].mean()
+        if n == 50:
+            assert lengths[:, 2].mean() <= 25
+    assert mean_steps[0] > mean_steps[5] > mean_steps[50]
+
+
+@pytest.mark.learning
+def test_ten_armed_testbed(tmp_path):
+    """Section 2.3, Figure 2.2: 2000 runs × 1000 pulls, sample averages from Q = 0. At the end ε = 0.1 earns about
+    1.36 a pull and picks the best arm 79% of the time (reference); greedy (ε = 0) sticks to its first good-looking
+    arm and picks the best one far less often. Over the last 50 pulls, seeds 1-5: ε = 0.1 earned 1.363, 1.366, 1.364,
+    1.365, 1.399 and picked the best arm 78.8%, 78.8%, 79.7%, 80.7%, 80.1% of the time; ε = 0 picked it 34-37%."""
+    results = {}
+    for epsilon in (0.1, 0.0):
+        _, run_dir = train(exploration_bot, tmp_path / str(epsilon), start_e=epsilon, end_e=epsilon, eval_episodes=1)
+        rewards, optimal = saved(run_dir, "episode_returns.npy"), saved(run_dir, "optimal_actions.npy")
+        assert rewards.shape == optimal.shape == (2000, 1000)
+        results[epsilon] = (rewards[:, -50:].mean(), optimal[:, -50:].mean())
+    assert results[0.1][0] >= 1.25 and results[0.1][1] >= 0.70
+    assert results[0.0][1] < results[0.1][1] - 0.1
+
+
+@pytest.mark.learning
+def test_taxi_q_learning_reaches_the_optimum_and_the_exploration_bot_does_not(tmp_path):
+    """Taxi-v4 needs the credit of the +20 drop-off carried back over many steps. Q-learning (α = 0.5, γ = 0.99,
+    ε = 0.1, 4000 episodes) gets within reach of the optimum's 7.91 over 1000 greedy episodes; seeds 1-5 gave 7.79,
+    7.85, 7.77, 7.90, 7.73. The exploration bot, which only averages immediate rewards, learns to avoid illegal
+    pick-ups and drop-offs but not to deliver: its greedy policy wanders until the 200-step limit."""
+    summary, _ = train(
+        q_learning, tmp_path / "q", env_id="Taxi-v4", total_episodes=4000, gamma=0.99, eval_episodes=1000
+    )
+    assert summary["eval_return_mean"] >= 7.5
+    bot, _ = train(
+        exploration_bot, tmp_path / "bot", env_id="Taxi-v4", total_episodes=300, num_runs=1, eval_episodes=20
+    )
+    assert bot["eval_return_mean"] < -50
+
+
+@pytest.mark.learning
+def test_frozen_lake_q_learning_success_rate(tmp_path):
+    """Slippery FrozenLake-v1 4x4: the optimal policy succeeds about 74% of the time (0.73 measured at convergence).
+    Q-learning with α = 0.1, γ = 0.99 and ε from 1 to 0.01 over the first 2500 of 5000 episodes; greedy success rate
+    over 1000 episodes, seeds 1-5: 0.738, 0.735, 0.761, 0.731, 0.747."""
+    summary, _ = train(
+        q_learning,
+        tmp_path,
+        env_id="FrozenLake-v1",
+        total_episodes=5000,
+        alpha=0.1,
+        gamma=0.99,
+        start_e=1.0,
+        end_e=0.01,
+        exploration_fraction=0.5,
+        eval_episodes=1000,
+    )
+    assert summary["eval_return_mean"] >= 0.70
+
+
+@pytest.mark.parametrize("name", ["exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q"])
+def test_box_observations_point_to_the_deep_scripts(name, tmp_path):
+    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", "CartPole-v1")
+    assert result.returncode == 2 and "Discrete observations" in result.stderr and "dqn.py" in result.stderr
+    assert not os.listdir(tmp_path)
