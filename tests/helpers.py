@@ -15,7 +15,10 @@ ALGO_FILES = sorted(
 
 # Each script with the Args of a smoke run: a budget that exercises every code path (updates included) in seconds.
 SMOKE_ARGS = {
-    "dqn": dict(total_timesteps=600, learning_starts=200, batch_size=32, eval_episodes=2),
+    **{
+        name: dict(total_timesteps=600, learning_starts=200, batch_size=32, eval_episodes=2)
+        for name in ("dqn", "c51", "qr_dqn")
+    },
     "ppo": dict(total_timesteps=256, num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2, eval_episodes=2),
     # Pendulum's episodes last 200 steps: two rollouts of 128 steps per env finish one in each env
     "ppo_continuous": dict(
@@ -36,7 +39,7 @@ BUDGET = {
 
 # Per script: an env whose action space it cannot handle, and the script its error message points to instead.
 WRONG_SPACE = {
-    "dqn": ("Pendulum-v1", "ppo_continuous.py"),
+    **{name: ("Pendulum-v1", "ppo_continuous.py") for name in ("dqn", "c51", "qr_dqn")},
     "ppo": ("Pendulum-v1", "ppo_continuous.py"),
     "ppo_continuous": ("CartPole-v1", "ppo.py"),
     "ddpg": ("CartPole-v1", "dqn.py"),
