@@ -111,41 +111,33 @@ def test_dyna_maze_shortest_path_takes_14_steps():
 # --- the book's results ---
 
 
-@pytest.fixture(scope="module")
-def cliff_runs(tmp_path_factory):
-    """Example 6.6, Figure 6.4: α = 0.5, ε = 0.1 fixed, γ = 1, 500 episodes, 50 runs of each method."""
-    results = {}
-    for module in (q_learning, sarsa, expected_sarsa):
-        log_dir = tmp_path_factory.mktemp(module.__name__.split(".")[-1])
-        args = module.Args(log_dir=str(log_dir), num_runs=50, eval_episodes=1, save_model=True)
-        module.train(args)
-        run_dir = only_run_dir(log_dir)
-        results[module] = (saved(run_dir, "episode_returns.npy"), greedy_eval_returns(module, run_dir, args))
-    return results
-
-
 @pytest.mark.learning
-def test_cliff_walking_online_returns_match_the_book(cliff_runs):
-    """Mean online return of the last 100 of 500 episodes, averaged over 50 runs (standard error about 1 here).
-    References: SARSA −25.5, Q-learning −49.5, Expected SARSA −20.5. Seeds 1-5 gave SARSA −27.5, −26.5, −25.7, −26.2,
-    −27.8; Q-learning −49.0, −48.6, −50.7, −49.2, −49.5; Expected SARSA −20.1, −20.6, −21.1, −20.5, −21.3."""
-    last_100 = {module: returns[:, -100:].mean() for module, (returns, _) in cliff_runs.items()}
-    assert -30 <= last_100[sarsa] <= -20
-    assert -55 <= last_100[q_learning] <= -44
-    assert last_100[expected_sarsa] >= last_100[sarsa]
+def test_cliff_walking_matches_the_book(tmp_path):
+    """Example 6.6, Figure 6.4: α = 0.5, ε = 0.1 fixed, γ = 1, 500 episodes, 50 runs of each method (one test, so
+    that the three trainings are not repeated on several test workers).
 
+    Mean online return of the last 100 episodes, averaged over the runs (standard error about 1 here). References:
+    SARSA −25.5, Q-learning −49.5, Expected SARSA −20.5. Seeds 1-5 gave SARSA −27.5, −26.5, −25.7, −26.2, −27.8;
+    Q-learning −49.0, −48.6, −50.7, −49.2, −49.5; Expected SARSA −20.1, −20.6, −21.1, −20.5, −21.3.
 
-@pytest.mark.learning
-def test_cliff_walking_greedy_paths(cliff_runs):
-    """Q-learning's greedy path runs along the cliff edge (13 steps, return −13) in every run. SARSA learns the values
+    Greedy paths: Q-learning's runs along the cliff edge (13 steps, return −13) in every run. SARSA learns the values
     of its exploring policy and its greedy path keeps away from the edge: no run takes the 13-step path, and the
     typical run takes the top row (17 steps). (A few SARSA runs' greedy policies loop in a rarely visited corner, where
     an untried action keeps its initial value 0 > any tried one, and are cut off at the evaluation's step limit.)"""
-    _, q_learning_greedy = cliff_runs[q_learning]
-    _, sarsa_greedy = cliff_runs[sarsa]
-    assert (q_learning_greedy == -13).all()
-    assert (sarsa_greedy < -13).all()
-    assert -19 <= np.median(sarsa_greedy) <= -15
+    last_100, greedy = {}, {}
+    for module in (q_learning, sarsa, expected_sarsa):
+        log_dir = tmp_path / module.__name__.split(".")[-1]
+        args = module.Args(log_dir=str(log_dir), num_runs=50, eval_episodes=1, save_model=True)
+        module.train(args)
+        run_dir = only_run_dir(log_dir)
+        last_100[module] = saved(run_dir, "episode_returns.npy")[:, -100:].mean()
+        greedy[module] = greedy_eval_returns(module, run_dir, args)
+    assert -30 <= last_100[sarsa] <= -20
+    assert -55 <= last_100[q_learning] <= -44
+    assert last_100[expected_sarsa] >= last_100[sarsa]
+    assert (greedy[q_learning] == -13).all()
+    assert (greedy[sarsa] < -13).all()
+    assert -19 <= np.median(greedy[sarsa]) <= -15
 
 
 @pytest.mark.learning
