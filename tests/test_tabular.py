@@ -33,9 +33,11 @@ def greedy_eval_returns(module, run_dir: str, args) -> np.ndarray:
 NEXT_Q = np.array([[1.0, 3.0, 2.0]])
 
 
+@pytest.mark.parametrize("module", [q_learning, dyna_q], ids=["q_learning", "dyna_q"])
 @pytest.mark.parametrize("terminated,expected", [(0.0, -1 + 0.9 * 3), (1.0, -1.0)])
-def test_q_learning_target_bootstraps_from_the_greedy_action(terminated, expected):
-    target = q_learning.td_target(np.array([-1.0]), NEXT_Q, np.array([terminated]), 0.9)
+def test_q_learning_target_bootstraps_from_the_greedy_action(module, terminated, expected):
+    # dyna_q makes the same update from real and from simulated (model) transitions
+    target = module.td_target(np.array([-1.0]), NEXT_Q, np.array([terminated]), 0.9)
     assert target == pytest.approx([expected])
 
 
@@ -88,6 +90,21 @@ def test_epsilon_greedy_explores_with_probability_epsilon():
     actions = q_learning.epsilon_greedy(np.tile([[0.0, 1.0, 0.0, 0.0]], (20000, 1)), 0.2, rng)
     # greedy with probability 1 − ε + ε/4 = 0.85; each other action ε/4 = 0.05
     assert np.mean(actions == 1) == pytest.approx(0.85, abs=0.01)
+
+
+def test_dyna_q_planning_propagates_the_goal_reward(tmp_path):
+    """Two episodes on the maze. Without planning, one-step Q-learning has backed the reward up only to the states
+    right before the goal (one per pass, unless the agent loops: 2 states with a value here). With n = 50 the model's
+    planning has spread it along the remembered path back to the start (Sutton & Barto, Figure 8.3)."""
+    values = {}
+    for n in (0, 50):
+        args = dyna_q.Args(log_dir=str(tmp_path / str(n)), total_episodes=2, planning_steps=n, save_model=True)
+        dyna_q.train(args)
+        q_table = np.load(os.path.join(only_run_dir(tmp_path / str(n)), "dyna_q.npz"))["q_table"][0]
+        start = dyna_q.DynaMaze.start[0] * 9 + dyna_q.DynaMaze.start[1]
+        values[n] = (np.count_nonzero(q_table.max(axis=1)), q_table[start].max())
+    assert values[0][0] <= 2 and values[0][1] == 0.0
+    assert values[50][0] > 10 and values[50][1] > 0.0
 
 
 def test_dyna_maze_shortest_path_takes_14_steps():
