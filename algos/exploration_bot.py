@@ -173,7 +173,7 @@ def linear_schedule(start_e: float, end_e: float, duration: float, t):
     """ε falls linearly from start_e to end_e over `duration` episodes, then stays at end_e (t may be an array)."""
     if duration <= 0:
         return np.full(np.shape(t), end_e)
-    return np.maximum(start_e + (end_e - start_e) * np.minimum(np.asarray(t) / duration, 1.0), min(start_e, end_e))
+    return start_e + (end_e - start_e) * np.minimum(np.asarray(t) / duration, 1.0)
 
 
 def argmax_random_ties(q_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -275,7 +275,8 @@ def train(args: Args) -> dict:
     q_table = np.zeros((args.num_runs, n_states, n_actions))  # average immediate reward of (s, a), per run
     counts = np.zeros((args.num_runs, n_states, n_actions), dtype=np.int64)  # N(s, a)
     if args.checkpoint:
-        q_table, counts = np.load(args.checkpoint)["q_table"], np.load(args.checkpoint)["counts"]
+        saved = np.load(args.checkpoint)
+        q_table, counts = saved["q_table"], saved["counts"]
     runs = np.arange(args.num_runs)
     total_episodes = 0 if args.checkpoint else args.total_episodes
     returns = np.zeros((args.num_runs, total_episodes))  # the online return of every training episode, per run

@@ -136,7 +136,7 @@ def linear_schedule(start_e: float, end_e: float, duration: float, t):
     """ε falls linearly from start_e to end_e over `duration` episodes, then stays at end_e (t may be an array)."""
     if duration <= 0:
         return np.full(np.shape(t), end_e)
-    return np.maximum(start_e + (end_e - start_e) * np.minimum(np.asarray(t) / duration, 1.0), min(start_e, end_e))
+    return start_e + (end_e - start_e) * np.minimum(np.asarray(t) / duration, 1.0)
 
 
 def argmax_random_ties(q_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
