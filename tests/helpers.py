@@ -28,6 +28,12 @@ SMOKE_ARGS = {
         name: dict(total_timesteps=600, learning_starts=300, batch_size=32, eval_episodes=2)
         for name in ("ddpg", "td3", "sac")
     },
+    # reinforce's batches are whole episodes: with one env, the budget ends exactly where it says
+    "reinforce": dict(total_timesteps=400, num_envs=1, eval_episodes=2),
+    "a2c": dict(total_timesteps=400, num_envs=2, num_steps=8, eval_episodes=2),
+    # one worker, so that the shared determinism test holds (with more, runs are not bit-reproducible)
+    "a3c": dict(total_timesteps=400, num_workers=1, num_steps=8, eval_episodes=2),
+    "trpo": dict(total_timesteps=256, num_envs=2, num_steps=64, vf_epochs=2, eval_episodes=2),
     # the tabular scripts count episodes; the exploration bot's default env (bandit-10) cannot render or go NaN
     **{name: dict(total_episodes=5, eval_episodes=2) for name in ("q_learning", "sarsa", "expected_sarsa", "dyna_q")},
     "exploration_bot": dict(total_episodes=5, eval_episodes=2, env_id="CliffWalking-v1", num_runs=1),
@@ -37,8 +43,10 @@ BUDGET = {
     name: "total_episodes" if "total_episodes" in args else "total_timesteps" for name, args in SMOKE_ARGS.items()
 }
 
-# Per script: an env whose action space it cannot handle, and the script its error message points to instead.
+# Per script: an env whose action space it cannot handle, and what its error message says instead (the script that fits;
+# for the scripts that take both Discrete and Box actions, that they need one of them).
 WRONG_SPACE = {
+    **{name: ("fake_envs:MultiDiscreteCartPole-v1", "Discrete or Box") for name in ("reinforce", "a2c", "a3c", "trpo")},
     **{name: ("Pendulum-v1", "ppo_continuous.py") for name in ("dqn", "c51", "qr_dqn")},
     "ppo": ("Pendulum-v1", "ppo_continuous.py"),
     "ppo_continuous": ("CartPole-v1", "ppo.py"),
@@ -122,7 +130,8 @@ def read_scalars(run_dir: str, tag: str) -> list:
 
 def run_script(name: str, *cli_args: str, cwd=None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python algos/<name>.py ARGS` as a user would, capturing its output."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
+    # tests/ on the path too: an env id "fake_envs:<name>" imports tests/fake_envs.py
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "algos", f"{name}.py"), *cli_args],
         capture_output=True,

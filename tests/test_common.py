@@ -23,9 +23,12 @@ from helpers import (
 )
 
 ALGOS = sorted(SMOKE_ARGS)
-# Per script: an env of its spaces whose rewards turn NaN (registered in conftest.py; dyna-maze is not in gymnasium's
-# registry, so dyna_q uses Cliff Walking's).
-NAN_ENV = {name: f"NanReward{smoke_env_id(name)}" for name in ALGOS} | {"dyna_q": "NanRewardCliffWalking-v1"}
+# Per script: an env of its spaces whose rewards turn NaN (tests/fake_envs.py; dyna-maze is not in gymnasium's
+# registry, so dyna_q uses Cliff Walking's; A3C's workers are other processes, which import the module by the id).
+NAN_ENV = {name: f"NanReward{smoke_env_id(name)}" for name in ALGOS} | {
+    "dyna_q": "NanRewardCliffWalking-v1",
+    "a3c": "fake_envs:NanRewardCartPole-v1",
+}
 
 
 def test_every_script_has_smoke_args():
@@ -101,10 +104,10 @@ def test_bad_input_fails_cleanly(name, case, cli_args, mentions, tmp_path):
 
 @pytest.mark.parametrize("name", ALGOS)
 def test_wrong_action_space_names_the_script_that_fits(name, tmp_path):
-    env_id, fitting_script = WRONG_SPACE[name]
+    env_id, advice = WRONG_SPACE[name]
     result = run_script(name, "--log-dir", str(tmp_path), "--env-id", env_id)
     _assert_clean_failure(result, "action space", tmp_path)
-    assert fitting_script in result.stderr
+    assert advice in result.stderr
 
 
 def _assert_clean_failure(result, mentions, log_dir):

@@ -1,5 +1,5 @@
-"""algos/ppo.py (and the GAE it shares with ppo_continuous.py): GAE against the λ-return's definition, truncation
-handling, the categorical policy's math, and a learning test."""
+"""algos/ppo.py (and the GAE it shares with ppo_continuous.py, a2c.py, a3c.py and trpo.py): GAE against the
+λ-return's definition, truncation handling, the categorical policy's math, and a learning test."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 from helpers import load_algo
 
 ppo = load_algo("ppo")
-PPO_MODULES = [ppo, load_algo("ppo_continuous")]
+GAE_MODULES = [ppo] + [load_algo(name) for name in ("ppo_continuous", "a2c", "a3c", "trpo")]
 
 
 def brute_force_gae(rewards, values, next_values, terminations, dones, gamma, lam):
@@ -47,7 +47,7 @@ def random_rollout(rng, num_steps=12, num_envs=3):
     return rewards, values, next_values, terminations, dones
 
 
-@pytest.mark.parametrize("module", PPO_MODULES, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", GAE_MODULES, ids=lambda m: m.__name__)
 @pytest.mark.parametrize("seed", range(5))
 def test_compute_gae_matches_the_lambda_return_definition(module, seed):
     rng = np.random.default_rng(seed)
@@ -59,7 +59,7 @@ def test_compute_gae_matches_the_lambda_return_definition(module, seed):
     np.testing.assert_allclose(returns.numpy(), expected + rollout[1], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("module", PPO_MODULES, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", GAE_MODULES, ids=lambda m: m.__name__)
 def test_compute_gae_bootstraps_truncation_but_not_termination(module):
     # one env, three steps; the episode ends at step 1 and a new one starts at step 2
     gamma, lam = 0.9, 0.5

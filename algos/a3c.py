@@ -1,0 +1,563 @@
+"""A3C: asynchronous advantage actor-critic, for Discrete and Box actions.
+
+Mnih et al. (2016), "Asynchronous Methods for Deep Reinforcement Learning", ICML. `num_workers` processes each run
+their own env and a local copy of the network. A worker copies the global parameters, takes `num_steps` steps, computes
+the gradient of the actor-critic loss on its own n-step batch, and applies it to the global parameters, which live in
+shared memory, with RMSProp whose running averages are shared too, without any lock ("Hogwild!", Recht et al. 2011):
+workers may overwrite each other's updates, which the paper found harmless. The loss is a3c.py's: the policy gradient
+∇ log π(a_t|s_t) Â_t with the advantage Â_t = G_t − V(s_t) of the n-step return G_t (GAE with λ = 1; `gae_lambda` < 1
+gives GAE(γ, λ)), the critic's regression of V(s_t) on G_t, and an entropy bonus. A time-limit truncation is not a
+termination: the return bootstraps from the value of the observation the episode was cut off in. The main process
+starts the workers, logs the episodes they report, and runs the final evaluation.
+The policy is categorical for Discrete actions and a diagonal Gaussian with state-independent log standard deviations
+for Box actions (sampled actions are clipped to the bounds when sent to the env).
+
+Runs are not bit-reproducible with more than one worker: the order in which the workers' updates land depends on the
+operating system's scheduling. With `--num-workers 1` the same seed gives the same run. A3C is a CPU method (one
+core per worker, no GPU), so this script has no `--cuda` flag.
+
+Spaces: Box observations; Discrete or Box actions.
+Run: python algos/a3c.py --env-id CartPole-v1 --num-workers 2
+"""
+
+# Imports
+import collections
+import json
+import math
+import os
+import queue
+import random
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from typing import NoReturn
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+# Arguments
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (prefix of the run folder)"""
+    seed: int = 1
+    """seed of python, numpy, torch and the envs"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    track: bool = False
+    """log to Weights & Biases, syncing TensorBoard (WANDB_MODE=offline works without an account)"""
+    wandb_project_name: str = "rl-reference"
+    """the W&B project name"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of the first env and of the evaluation episodes into the run folder"""
+    save_model: bool = False
+    """write the trained weights to `{run folder}/{exp_name}.pt`"""
+    checkpoint: str | None = None
+    """path of a saved model: load it and only evaluate"""
+    log_dir: str = "runs"
+    """parent folder of the run folder"""
+
+    # Algorithm specific arguments
+    env_id: str = "CartPole-v1"
+    """the gymnasium id of the env (defaults tuned on CartPole-v1)"""
+    total_timesteps: int = 300_000
+    """env steps, all workers together"""
+    num_workers: int = 2
+    """the number of asynchronous worker processes, each with its own env"""
+    eval_episodes: int = 10
+    """episodes of the final deterministic (most likely or mean action) evaluation"""
+    learning_rate: float = 7e-4
+    """the RMSProp learning rate (at the start, when annealed)"""
+    num_steps: int = 20
+    """steps a worker takes before each update: the n of the n-step return"""
+    anneal_lr: bool = True
+    """anneal the learning rate linearly to 0 over training"""
+    gamma: float = 0.99
+    """the discount factor γ"""
+    gae_lambda: float = 1.0
+    """the λ of GAE (1: plain n-step returns, as in the paper)"""
+    norm_adv: bool = False
+    """normalize advantages over each batch"""
+    ent_coef: float = 0.0
+    """the entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """the value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """the maximum global norm of the gradient"""
+    rmsprop_alpha: float = 0.99
+    """the decay of the shared RMSProp running average of squared gradients"""
+    rmsprop_eps: float = 1e-5
+    """the ε added to RMSProp's denominator"""
+
+
+# Environment, networks and the algorithm's math
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
+    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_args(args: Args) -> None:
+    """Reject bad input before anything is written."""
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    for name in ("num_workers", "num_steps", "eval_episodes"):
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.checkpoint is None and args.total_timesteps <= 0:
+        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
+    if args.checkpoint is None and args.total_timesteps < args.num_steps:
+        fail(f"--total-timesteps {args.total_timesteps} is less than one rollout (--num-steps {args.num_steps})")
+    try:
+        env = gym.make(args.env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {args.env_id!r}: {e}")
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        fail(f"a3c.py needs a Discrete or Box action space, but {args.env_id} has {act_space}")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"a3c.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
+
+
+def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
+    def thunk():
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(env, video_dir)
+        else:
+            env = gym.make(env_id)
+        if len(env.observation_space.shape) > 1:
+            env = gym.wrappers.FlattenObservation(env)
+        return env
+
+    return thunk
+
+
+def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with gain `std` and constant biases."""
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def categorical_log_prob(logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """log π(a|s) = logits_a − log Σ_b exp(logits_b)."""
+    return torch.log_softmax(logits, dim=-1).gather(-1, action.long()[..., None]).squeeze(-1)
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H = −Σ_a π(a|s) log π(a|s)."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return -(log_probs.exp() * log_probs).sum(-1)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(x; μ, σ²) summed over action dimensions: Σ −(x − μ)² / (2σ²) − log σ − ½ log 2π."""
+    return (-((x - mean) ** 2) / (2 * torch.exp(2 * log_std)) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Entropy of a diagonal Gaussian: Σ ½ log(2πe σ²), independent of the mean."""
+    return (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+
+
+class Agent(nn.Module):
+    """A categorical policy (Discrete actions) or a diagonal Gaussian one (Box actions), and a separate critic."""
+
+    def __init__(self, obs_dim: int, act_space: gym.Space):
+        super().__init__()
+        self.continuous = isinstance(act_space, gym.spaces.Box)
+        n_outputs = int(np.prod(act_space.shape)) if self.continuous else int(act_space.n)
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 1), std=1.0),
+        )
+        self.actor = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, n_outputs), std=0.01),
+        )
+        if self.continuous:
+            self.actor_logstd = nn.Parameter(torch.zeros(1, n_outputs))
+
+    def get_value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(x).squeeze(-1)
+
+    def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
+        """Sample a ~ π(·|s) unless `action` is given; return a, log π(a|s), the entropy of π(·|s) and V(s)."""
+        out = self.actor(x)  # the logits, or the Gaussian's mean
+        if self.continuous:
+            log_std = self.actor_logstd.expand_as(out)
+            if action is None:
+                action = out + torch.exp(log_std) * torch.randn_like(out)
+            return action, gaussian_log_prob(action, out, log_std), gaussian_entropy(log_std), self.get_value(x)
+        if action is None:
+            action = torch.multinomial(torch.softmax(out, dim=-1), 1).squeeze(-1)
+        return action, categorical_log_prob(out, action), categorical_entropy(out), self.get_value(x)
+
+    def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean action (Box) or the most likely one (Discrete)."""
+        out = self.actor(x)
+        return out if self.continuous else out.argmax(dim=-1)
+
+
+def shared_rmsprop_step(params, grads, square_avgs, lr: float, alpha: float, eps: float) -> None:
+    """RMSProp with statistics shared by all workers (the paper's "shared RMSProp"), in place and without a lock:
+    g ← α g + (1 − α) Δθ², θ ← θ − η Δθ / (√g + ε), for the global parameters θ and a worker's gradient Δθ."""
+    with torch.no_grad():
+        for param, grad, square_avg in zip(params, grads, square_avgs, strict=True):
+            square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+            param.addcdiv_(grad, square_avg.sqrt().add_(eps), value=-lr)
+
+
+def env_action(action: torch.Tensor, act_space: gym.Space) -> np.ndarray:
+    """What the env is sent: an integer per env (Discrete), or the action clipped to the bounds (Box)."""
+    if isinstance(act_space, gym.spaces.Box):
+        return np.clip(action.cpu().numpy(), act_space.low, act_space.high)
+    return action.cpu().numpy().astype(np.int64)
+
+
+def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
+    """The observation each env's step led to. With same-step autoreset, `next_obs` of an env whose episode just ended
+    is already the first observation of its next episode; the observation the episode ended in is in `final_obs`."""
+    if "_final_obs" not in infos:
+        return next_obs
+    real = next_obs.copy()
+    for i in np.flatnonzero(infos["_final_obs"]):
+        real[i] = infos["final_obs"][i]
+    return real
+
+
+def compute_gae(rewards, values, next_values, terminations, dones, gamma: float, gae_lambda: float):
+    """GAE(γ, λ) over a rollout of shape (num_steps, num_envs); with λ = 1 the advantages of n-step returns.
+
+    next_values[t] is V of the observation step t really led to (the final observation when the episode ended at t);
+    terminations[t] marks that observation as terminal (its value is 0); dones[t] marks the end of the episode at t,
+    terminated or truncated, where the advantage is not carried over from the next episode.
+    Returns the advantages Â and the returns Â + V (the value targets).
+    """
+    advantages = torch.zeros_like(rewards)
+    last_advantage = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        delta = (
+            rewards[t] + gamma * (1.0 - terminations[t]) * next_values[t] - values[t]
+        )  # δ_t = r_t + γ V(s') − V(s_t)
+        last_advantage = delta + gamma * gae_lambda * (1.0 - dones[t]) * last_advantage  # Â_t = δ_t + γλ Â_{t+1}
+        advantages[t] = last_advantage
+    return advantages, advantages + values
+
+
+def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
+    """Returns of `episodes` episodes with the deterministic action, on a fresh env."""
+    env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
+    if len(env.observation_space.shape) > 1:
+        env = gym.wrappers.FlattenObservation(env)
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done, episode_return = False, 0.0
+        while not done:
+            with torch.inference_mode():
+                action = agent.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+            obs, reward, terminated, truncated, _ = env.step(env_action(action, env.action_space)[0])
+            episode_return += float(reward)
+            done = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+def make_run_dir(args: Args) -> tuple:
+    """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
+    same name, the later one takes the next free second."""
+    os.makedirs(args.log_dir, exist_ok=True)
+    unix_time = int(time.time())
+    while True:
+        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
+        try:
+            os.mkdir(os.path.join(args.log_dir, run_name))
+            return run_name, os.path.join(args.log_dir, run_name)
+        except FileExistsError:
+            unix_time += 1
+
+
+def write_summary(run_dir: str, summary: dict) -> None:
+    """Write summary.json atomically: to a temp file in the same folder, then rename."""
+    tmp_path = os.path.join(run_dir, "summary.json.tmp")
+    with open(tmp_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
+
+
+# Workers
+def worker(worker_id: int, args: Args, run_dir: str, shared_agent: Agent, square_avgs: list, global_step, messages):
+    """One actor-learner process: its own env and local network, n-step updates applied to the shared parameters.
+    It reports finished episodes, losses, its end ("done") and any error to the main process through `messages`."""
+    try:
+        torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
+        random.seed(args.seed + worker_id)
+        np.random.seed(args.seed + worker_id)
+        torch.manual_seed(args.seed + worker_id)
+        torch.set_flush_denormal(True)
+        parent_pid = os.getppid()
+
+        # env setup: one env per worker, same-step autoreset, so that no transition crosses a reset
+        video_dir = os.path.join(run_dir, "videos")
+        envs = gym.vector.SyncVectorEnv(
+            [make_env(args.env_id, worker_id, args.capture_video, video_dir)],
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
+        obs_dim = int(np.prod(envs.single_observation_space.shape))
+        act_space = envs.single_action_space
+        agent = Agent(obs_dim, act_space)  # the worker's local copy θ'
+        shared_params = list(shared_agent.parameters())
+
+        # rollout storage, allocated once
+        shape = (args.num_steps, 1)
+        obs = torch.zeros(shape + (obs_dim,))
+        actions = torch.zeros(shape + act_space.shape)
+        rewards = torch.zeros(shape)
+        terminations = torch.zeros(shape)
+        dones = torch.zeros(shape)
+        values = torch.zeros(shape)
+        final_values = torch.zeros(shape)  # V(final obs) where an episode was truncated, else 0
+
+        episode_return, episode_length, update = 0.0, 0, 0
+        next_obs_np, _ = envs.reset(seed=args.seed + worker_id)
+        next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32)
+        budget_left = True
+        while budget_left and os.getppid() == parent_pid:  # a worker whose main process is gone stops
+            agent.load_state_dict(shared_agent.state_dict())  # θ' ← θ
+            for step in range(args.num_steps):
+                with global_step.get_lock():  # the step counter is the one shared value behind a lock
+                    budget_left = global_step.value < args.total_timesteps
+                    global_step.value += budget_left
+                    step_count = global_step.value
+                if not budget_left:
+                    break
+                obs[step] = next_obs
+                with torch.inference_mode():
+                    action, _, _, value = agent.get_action_and_value(next_obs)
+                actions[step], values[step] = action, value
+
+                next_obs_np, reward, terminated, truncated, infos = envs.step(env_action(action, act_space))
+                rewards[step] = torch.as_tensor(reward, dtype=torch.float32)
+                terminations[step] = torch.as_tensor(terminated)
+                dones[step] = torch.as_tensor(terminated | truncated)
+                final_values[step] = 0.0
+                if truncated.any():
+                    # truncation is not termination: keep V(s_final) to bootstrap from
+                    final_obs = true_next_obs(next_obs_np, infos)
+                    with torch.inference_mode():
+                        final_values[step] = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32))
+                next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32)
+
+                # report every finished episode
+                episode_return += float(reward[0])
+                episode_length += 1
+                if terminated[0] or truncated[0]:
+                    messages.put(("episode", episode_return, episode_length, step_count))
+                    episode_return, episode_length = 0.0, 0
+            if not budget_left:
+                break  # the budget ran out mid-rollout: the partial rollout is dropped
+
+            # ALGO LOGIC: n-step returns (GAE with λ = 1); V(s') is the next value, or V(s_final) at an episode's end
+            with torch.inference_mode():
+                next_values = torch.cat([values[1:], agent.get_value(next_obs)[None]])
+            next_values = torch.where(dones.bool(), final_values, next_values)
+            advantages, returns = compute_gae(
+                rewards, values, next_values, terminations, dones, args.gamma, args.gae_lambda
+            )
+
+            # flatten the batch
+            b_obs = obs.reshape((-1, obs_dim))
+            b_actions = actions.reshape((-1,) + act_space.shape)
+            b_advantages, b_returns = advantages.reshape(-1), returns.reshape(-1)
+            if args.norm_adv:
+                b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std() + 1e-8)
+
+            # ALGO LOGIC: the gradient of the local copy, applied to the shared parameters without a lock
+            _, logprob, entropy, newvalue = agent.get_action_and_value(b_obs, b_actions)
+            pg_loss = -(
+                b_advantages * logprob
+            ).mean()  # −E[Â log π(a|s)]: its gradient is the policy gradient's negative
+            v_loss = 0.5 * ((newvalue - b_returns) ** 2).mean()  # the critic regresses V(s) on the n-step return
+            entropy_loss = entropy.mean()
+            loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+            if not torch.isfinite(loss):
+                messages.put(
+                    (
+                        "error",
+                        f"loss became non-finite at global step {step_count} (worker {worker_id}): "
+                        f"policy_loss={pg_loss.item()}, value_loss={v_loss.item()}, entropy={entropy_loss.item()}; "
+                        "stopping",
+                        None,
+                    )
+                )
+                return
+
+            agent.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm, foreach=True)
+            lr = args.learning_rate * (1.0 - step_count / args.total_timesteps if args.anneal_lr else 1.0)
+            grads = [param.grad for param in agent.parameters()]
+            shared_rmsprop_step(shared_params, grads, square_avgs, lr, args.rmsprop_alpha, args.rmsprop_eps)
+
+            update += 1
+            if update % 100 == 1:  # TensorBoard at a worker's first update and every 100th after: they are many
+                losses = {"value_loss": v_loss.item(), "policy_loss": pg_loss.item(), "entropy": entropy_loss.item()}
+                messages.put(("losses", step_count, losses | {"learning_rate": lr}))
+        envs.close()
+        messages.put(("done", worker_id, None))
+    except Exception as e:
+        messages.put(("error", f"worker {worker_id} raised {type(e).__name__}: {e}", traceback.format_exc()))
+
+
+# Training
+def train(args: Args) -> dict:
+    check_args(args)
+    run_name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=run_name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+
+    # seeding (of the main process: its initial parameters; each worker seeds itself with seed + worker id)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+
+    # the global network in shared memory, and the shared RMSProp statistics
+    probe_env = make_env(args.env_id, -1, False, "")()
+    obs_dim = int(np.prod(probe_env.observation_space.shape))
+    shared_agent = Agent(obs_dim, probe_env.action_space)
+    probe_env.close()
+    if args.checkpoint:
+        shared_agent.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
+    shared_agent.share_memory()
+    square_avgs = [torch.zeros_like(param).share_memory_() for param in shared_agent.parameters()]
+
+    # "spawn" starts each worker as a fresh interpreter: safe with the threads that torch and TensorBoard run here
+    context = mp.get_context("spawn")
+    global_step = context.Value("q", 0)
+    messages = context.Queue()
+    num_workers = 0 if args.checkpoint else args.num_workers
+    workers = [
+        context.Process(
+            target=worker,
+            args=(i, args, run_dir, shared_agent, square_avgs, global_step, messages),
+            name=f"a3c-worker-{i}",
+        )
+        for i in range(num_workers)
+    ]
+
+    recent_returns = collections.deque(maxlen=10)
+    start_time = last_print = time.time()
+    try:
+        for process in workers:
+            process.start()
+        running = num_workers
+        while running:
+            try:
+                kind, *content = messages.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p for p in workers if p.exitcode not in (None, 0)]
+                if dead:  # killed without a word (out of memory, a signal)
+                    writer.close()
+                    fail(f"{dead[0].name} died with exit code {dead[0].exitcode}", status=1)
+                kind = None
+            if kind == "episode":
+                episode_return, episode_length, step = content
+                writer.add_scalar("charts/episodic_return", episode_return, step)
+                writer.add_scalar("charts/episodic_length", episode_length, step)
+                recent_returns.append(episode_return)
+            elif kind == "losses":
+                step, losses = content
+                for name, value in losses.items():
+                    writer.add_scalar(("charts/" if name == "learning_rate" else "losses/") + name, value, step)
+            elif kind == "error":
+                message, worker_traceback = content
+                if worker_traceback:
+                    print(worker_traceback, file=sys.stderr, end="")
+                writer.close()
+                fail(message, status=1)
+            elif kind == "done":
+                running -= 1
+            if time.time() - last_print >= 2.0 or running == 0:
+                last_print = time.time()
+                sps = int(global_step.value / (time.time() - start_time))
+                writer.add_scalar("charts/SPS", sps, global_step.value)
+                recent = np.mean(recent_returns) if recent_returns else float("nan")
+                print(f"step={global_step.value} sps={sps} recent_return={recent:.1f}", flush=True)
+    finally:  # never leave a worker behind, whatever happened here
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+        for process in workers:
+            process.join()
+
+    wall_time = time.time() - start_time
+    total_timesteps = global_step.value
+    if args.save_model:
+        torch.save(shared_agent.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"))
+
+    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
+    eval_returns = evaluate(shared_agent, args.env_id, args.eval_episodes, args.seed + 10_000, "cpu", eval_video_dir)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/episodic_return", episode_return, i)
+    writer.close()
+
+    summary = {
+        "algo": "a3c",
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": total_timesteps,
+        "wall_time_s": wall_time,
+        "sps": total_timesteps / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run_dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
+    )
+    if args.track:
+        wandb.finish()
+    return summary
+
+
+if __name__ == "__main__":
+    train(tyro.cli(Args))

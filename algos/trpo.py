@@ -1,0 +1,583 @@
+"""TRPO: trust region policy optimization, for Discrete and Box actions.
+
+Schulman et al. (2015), "Trust Region Policy Optimization", ICML; advantages by GAE from Schulman et al. (2016),
+"High-Dimensional Continuous Control Using Generalized Advantage Estimation", ICLR. Vectorized envs collect a rollout
+as in trpo.py; then the policy takes the step that maximizes the surrogate L(θ) = E[π_θ(a|s) / π_old(a|s) Â] subject
+to the mean KL(π_old‖π_θ) ≤ δ (`max_kl`). With L linearized and the KL approximated to second order by the Fisher
+matrix F, the step is along s = F⁻¹g (g = ∇L), found by conjugate gradient from Fisher-vector products (the gradient
+of (∇KL)·v, by double backpropagation, never forming F), scaled to the maximal step β s with β = √(2δ / sᵀFs); a
+backtracking line search then shrinks it geometrically until the surrogate really improves and the KL really stays
+within δ, and keeps the old policy if no fraction does. The value function is trained separately, by several epochs
+of Adam on the GAE returns. A time-limit truncation is not a termination: GAE bootstraps from the value of the
+observation the episode was cut off in.
+The policy is categorical for Discrete actions and a diagonal Gaussian with state-independent log standard deviations
+for Box actions (sampled actions are clipped to the bounds when sent to the env; the log-probability is that of the
+unclipped sample).
+
+Spaces: Box observations; Discrete or Box actions.
+Run: python algos/trpo.py --env-id CartPole-v1
+"""
+
+# Imports
+import collections
+import functools
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import NoReturn
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+# Arguments
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (prefix of the run folder)"""
+    seed: int = 1
+    """seed of python, numpy, torch and the envs"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """use CUDA when it is available (else CPU, silently)"""
+    track: bool = False
+    """log to Weights & Biases, syncing TensorBoard (WANDB_MODE=offline works without an account)"""
+    wandb_project_name: str = "rl-reference"
+    """the W&B project name"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of the first env and of the evaluation episodes into the run folder"""
+    save_model: bool = False
+    """write the trained weights to `{run folder}/{exp_name}.pt`"""
+    checkpoint: str | None = None
+    """path of a saved model: load it and only evaluate"""
+    log_dir: str = "runs"
+    """parent folder of the run folder"""
+
+    # Algorithm specific arguments
+    env_id: str = "CartPole-v1"
+    """the gymnasium id of the env (defaults tuned on CartPole-v1)"""
+    total_timesteps: int = 100_000
+    """env steps, all envs together"""
+    num_envs: int = 2
+    """the number of vectorized envs"""
+    eval_episodes: int = 10
+    """episodes of the final deterministic (most likely or mean action) evaluation"""
+    num_steps: int = 512
+    """steps per env in each rollout"""
+    gamma: float = 0.99
+    """the discount factor γ"""
+    gae_lambda: float = 0.98
+    """the λ of GAE"""
+    norm_adv: bool = True
+    """normalize advantages over each batch"""
+    max_kl: float = 0.01
+    """the trust region's size δ: the largest mean KL(π_old‖π) a step may take"""
+    cg_iters: int = 15
+    """conjugate-gradient iterations for the step direction F⁻¹g"""
+    cg_damping: float = 1e-3
+    """added to the Fisher matrix (F + damping·I) to keep the conjugate-gradient solve well conditioned"""
+    backtrack_iters: int = 10
+    """the line search's tries: fractions 1, c, c², … of the maximal step"""
+    backtrack_coeff: float = 0.8
+    """the line search's shrink factor c"""
+    vf_learning_rate: float = 1e-3
+    """the Adam learning rate of the value function"""
+    vf_epochs: int = 20
+    """epochs of value-function updates per rollout"""
+    vf_minibatches: int = 2
+    """minibatches per value-function epoch"""
+
+
+# Environment, networks and the algorithm's math
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
+    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_args(args: Args) -> None:
+    """Reject bad input before anything is written."""
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    for name in (
+        "num_envs",
+        "num_steps",
+        "eval_episodes",
+        "cg_iters",
+        "backtrack_iters",
+        "vf_epochs",
+        "vf_minibatches",
+    ):
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.checkpoint is None and args.total_timesteps <= 0:
+        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
+    batch_size = args.num_envs * args.num_steps
+    if args.checkpoint is None and args.total_timesteps < batch_size:
+        fail(f"--total-timesteps {args.total_timesteps} is less than one rollout (num_envs × num_steps = {batch_size})")
+    if batch_size % args.vf_minibatches:
+        fail(f"num_envs × num_steps = {batch_size} is not divisible by --vf-minibatches {args.vf_minibatches}")
+    if not 0 < args.backtrack_coeff < 1:
+        fail(f"--backtrack-coeff must be in (0, 1), got {args.backtrack_coeff}")
+    if args.max_kl <= 0:
+        fail(f"--max-kl must be positive, got {args.max_kl}")
+    try:
+        env = gym.make(args.env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {args.env_id!r}: {e}")
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        fail(f"trpo.py needs a Discrete or Box action space, but {args.env_id} has {act_space}")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"trpo.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
+
+
+def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
+    def thunk():
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(env, video_dir)
+        else:
+            env = gym.make(env_id)
+        if len(env.observation_space.shape) > 1:
+            env = gym.wrappers.FlattenObservation(env)
+        return env
+
+    return thunk
+
+
+def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with gain `std` and constant biases."""
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def categorical_log_prob(logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """log π(a|s) = logits_a − log Σ_b exp(logits_b)."""
+    return torch.log_softmax(logits, dim=-1).gather(-1, action.long()[..., None]).squeeze(-1)
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H = −Σ_a π(a|s) log π(a|s)."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return -(log_probs.exp() * log_probs).sum(-1)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(x; μ, σ²) summed over action dimensions: Σ −(x − μ)² / (2σ²) − log σ − ½ log 2π."""
+    return (-((x - mean) ** 2) / (2 * torch.exp(2 * log_std)) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Entropy of a diagonal Gaussian: Σ ½ log(2πe σ²), independent of the mean."""
+    return (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+
+
+def categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
+    """KL(π_old‖π) = Σ_a π_old(a|s) (log π_old(a|s) − log π(a|s))."""
+    old_log_probs, new_log_probs = torch.log_softmax(old_logits, dim=-1), torch.log_softmax(new_logits, dim=-1)
+    return (old_log_probs.exp() * (old_log_probs - new_log_probs)).sum(-1)
+
+
+def gaussian_kl(old_mean, old_log_std, new_mean, new_log_std) -> torch.Tensor:
+    """KL(N(μ₀, σ₀²)‖N(μ, σ²)) summed over action dimensions: Σ log(σ/σ₀) + (σ₀² + (μ₀ − μ)²) / (2σ²) − ½."""
+    old_var, new_var = torch.exp(2 * old_log_std), torch.exp(2 * new_log_std)
+    return (new_log_std - old_log_std + (old_var + (old_mean - new_mean) ** 2) / (2 * new_var) - 0.5).sum(-1)
+
+
+class Agent(nn.Module):
+    """A categorical policy (Discrete actions) or a diagonal Gaussian one (Box actions), and a separate critic."""
+
+    def __init__(self, obs_dim: int, act_space: gym.Space):
+        super().__init__()
+        self.continuous = isinstance(act_space, gym.spaces.Box)
+        n_outputs = int(np.prod(act_space.shape)) if self.continuous else int(act_space.n)
+        self.critic = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 1), std=1.0),
+        )
+        self.actor = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, 64)),
+            nn.Tanh(),
+            layer_init(nn.Linear(64, n_outputs), std=0.01),
+        )
+        if self.continuous:
+            self.actor_logstd = nn.Parameter(torch.zeros(1, n_outputs))
+
+    def get_value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(x).squeeze(-1)
+
+    def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
+        """Sample a ~ π(·|s) unless `action` is given; return a, log π(a|s), the entropy of π(·|s) and V(s)."""
+        out = self.actor(x)  # the logits, or the Gaussian's mean
+        if self.continuous:
+            log_std = self.actor_logstd.expand_as(out)
+            if action is None:
+                action = out + torch.exp(log_std) * torch.randn_like(out)
+            return action, gaussian_log_prob(action, out, log_std), gaussian_entropy(log_std), self.get_value(x)
+        if action is None:
+            action = torch.multinomial(torch.softmax(out, dim=-1), 1).squeeze(-1)
+        return action, categorical_log_prob(out, action), categorical_entropy(out), self.get_value(x)
+
+    def policy_params(self, x: torch.Tensor) -> tuple:
+        """What π(·|s) is made of: the logits (Discrete), or the mean and the log standard deviation (Box)."""
+        out = self.actor(x)
+        return (out, self.actor_logstd.expand_as(out)) if self.continuous else (out,)
+
+    def kl(self, x: torch.Tensor, old_params: tuple) -> torch.Tensor:
+        """The mean over the states x of KL(π_old(·|s)‖π(·|s)), π_old given by its `policy_params`."""
+        new_params = self.policy_params(x)
+        kl = gaussian_kl(*old_params, *new_params) if self.continuous else categorical_kl(*old_params, *new_params)
+        return kl.mean()
+
+    def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean action (Box) or the most likely one (Discrete)."""
+        out = self.actor(x)
+        return out if self.continuous else out.argmax(dim=-1)
+
+
+def env_action(action: torch.Tensor, act_space: gym.Space) -> np.ndarray:
+    """What the env is sent: an integer per env (Discrete), or the action clipped to the bounds (Box)."""
+    if isinstance(act_space, gym.spaces.Box):
+        return np.clip(action.cpu().numpy(), act_space.low, act_space.high)
+    return action.cpu().numpy().astype(np.int64)
+
+
+def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
+    """The observation each env's step led to. With same-step autoreset, `next_obs` of an env whose episode just ended
+    is already the first observation of its next episode; the observation the episode ended in is in `final_obs`."""
+    if "_final_obs" not in infos:
+        return next_obs
+    real = next_obs.copy()
+    for i in np.flatnonzero(infos["_final_obs"]):
+        real[i] = infos["final_obs"][i]
+    return real
+
+
+def compute_gae(rewards, values, next_values, terminations, dones, gamma: float, gae_lambda: float):
+    """GAE(γ, λ) over a rollout of shape (num_steps, num_envs); with λ = 1 the advantages of n-step returns.
+
+    next_values[t] is V of the observation step t really led to (the final observation when the episode ended at t);
+    terminations[t] marks that observation as terminal (its value is 0); dones[t] marks the end of the episode at t,
+    terminated or truncated, where the advantage is not carried over from the next episode.
+    Returns the advantages Â and the returns Â + V (the value targets).
+    """
+    advantages = torch.zeros_like(rewards)
+    last_advantage = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        delta = (
+            rewards[t] + gamma * (1.0 - terminations[t]) * next_values[t] - values[t]
+        )  # δ_t = r_t + γ V(s') − V(s_t)
+        last_advantage = delta + gamma * gae_lambda * (1.0 - dones[t]) * last_advantage  # Â_t = δ_t + γλ Â_{t+1}
+        advantages[t] = last_advantage
+    return advantages, advantages + values
+
+
+def surrogate_objective(agent, obs, actions, old_logprobs, advantages) -> torch.Tensor:
+    """L(θ) = E[π_θ(a|s) / π_old(a|s) Â], the importance-sampled advantage of the policy being optimized."""
+    _, newlogprob, _, _ = agent.get_action_and_value(obs, actions)
+    return (torch.exp(newlogprob - old_logprobs) * advantages).mean()
+
+
+def conjugate_gradient(matrix_vector_product, b: torch.Tensor, iters: int, residual_tol: float = 1e-10) -> torch.Tensor:
+    """Solve A x = b for a symmetric positive-definite A known only through x ↦ A x (Hestenes & Stiefel 1952)."""
+    x = torch.zeros_like(b)
+    r = b.clone()  # the residual b − A x
+    p = b.clone()  # the search direction, A-conjugate to the earlier ones
+    r_dot_r = r @ r
+    for _ in range(iters):
+        ap = matrix_vector_product(p)
+        alpha = r_dot_r / (p @ ap)  # α = rᵀr / pᵀAp
+        x += alpha * p
+        r -= alpha * ap
+        new_r_dot_r = r @ r
+        if new_r_dot_r < residual_tol:
+            break
+        p = r + (new_r_dot_r / r_dot_r) * p  # β = r'ᵀr' / rᵀr
+        r_dot_r = new_r_dot_r
+    return x
+
+
+def fisher_vector_product(kl_fn, params: list, vector: torch.Tensor, damping: float) -> torch.Tensor:
+    """(F + damping·I) v, with F the Hessian of the mean KL(π_old‖π_θ) at θ = θ_old, which is the Fisher information
+    matrix there: F v = ∇_θ ((∇_θ KL) · v), two backward passes instead of the matrix."""
+    kl_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(kl_fn(), params, create_graph=True)])
+    fvp = torch.cat([g.reshape(-1) for g in torch.autograd.grad(kl_grad @ vector, params)])
+    return fvp + damping * vector
+
+
+def line_search(params: list, full_step: torch.Tensor, surrogate_fn, kl_fn, max_kl: float, coeff: float, iters: int):
+    """Try θ_old + c^i · full_step for i = 0, 1, …, iters − 1 and keep the first step that improves the surrogate and
+    keeps the mean KL within max_kl; when none does, restore θ_old. Returns the accepted fraction c^i (0.0: none)."""
+    old_flat = nn.utils.parameters_to_vector(params).detach().clone()
+    with torch.no_grad():
+        old_surrogate = surrogate_fn()
+        for i in range(iters):
+            fraction = coeff**i
+            nn.utils.vector_to_parameters(old_flat + fraction * full_step, params)
+            if kl_fn() <= max_kl and surrogate_fn() > old_surrogate:
+                return fraction
+        nn.utils.vector_to_parameters(old_flat, params)
+    return 0.0
+
+
+def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
+    """Returns of `episodes` episodes with the deterministic action, on a fresh env."""
+    env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
+    if len(env.observation_space.shape) > 1:
+        env = gym.wrappers.FlattenObservation(env)
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done, episode_return = False, 0.0
+        while not done:
+            with torch.inference_mode():
+                action = agent.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+            obs, reward, terminated, truncated, _ = env.step(env_action(action, env.action_space)[0])
+            episode_return += float(reward)
+            done = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+def make_run_dir(args: Args) -> tuple:
+    """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
+    same name, the later one takes the next free second."""
+    os.makedirs(args.log_dir, exist_ok=True)
+    unix_time = int(time.time())
+    while True:
+        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
+        try:
+            os.mkdir(os.path.join(args.log_dir, run_name))
+            return run_name, os.path.join(args.log_dir, run_name)
+        except FileExistsError:
+            unix_time += 1
+
+
+def write_summary(run_dir: str, summary: dict) -> None:
+    """Write summary.json atomically: to a temp file in the same folder, then rename."""
+    tmp_path = os.path.join(run_dir, "summary.json.tmp")
+    with open(tmp_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
+
+
+# Training
+def train(args: Args) -> dict:
+    check_args(args)
+    batch_size = args.num_envs * args.num_steps
+    num_iterations = 0 if args.checkpoint else args.total_timesteps // batch_size
+    run_name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=run_name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup: same-step autoreset, so that no transition crosses a reset (see `true_next_obs`)
+    video_dir = os.path.join(run_dir, "videos")
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, video_dir) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    act_space = envs.single_action_space
+
+    agent = Agent(obs_dim, act_space).to(device)
+    if args.checkpoint:
+        agent.load_state_dict(torch.load(args.checkpoint, map_location=device))
+    policy_params = [p for name, p in agent.named_parameters() if not name.startswith("critic.")]
+    critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.vf_learning_rate, eps=1e-5, fused=True)
+
+    # rollout storage, allocated once
+    shape = (args.num_steps, args.num_envs)
+    obs = torch.zeros(shape + (obs_dim,), device=device)
+    actions = torch.zeros(shape + act_space.shape, device=device)
+    logprobs = torch.zeros(shape, device=device)
+    rewards = torch.zeros(shape, device=device)
+    terminations = torch.zeros(shape, device=device)
+    dones = torch.zeros(shape, device=device)
+    values = torch.zeros(shape, device=device)
+    final_values = torch.zeros(shape, device=device)  # V(final obs) where an episode was truncated, else 0
+
+    episode_returns = np.zeros(args.num_envs)
+    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
+    recent_returns = collections.deque(maxlen=10)
+    global_step = 0
+    start_time = last_print = time.time()
+    next_obs_np, _ = envs.reset(seed=args.seed)
+    next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
+    for iteration in range(1, num_iterations + 1):
+        for step in range(args.num_steps):
+            global_step += args.num_envs
+            obs[step] = next_obs
+            with torch.inference_mode():
+                action, logprob, _, value = agent.get_action_and_value(next_obs)
+            actions[step], logprobs[step], values[step] = action, logprob, value
+
+            next_obs_np, reward, terminated, truncated, infos = envs.step(env_action(action, act_space))
+            rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
+            terminations[step] = torch.as_tensor(terminated, device=device)
+            dones[step] = torch.as_tensor(terminated | truncated, device=device)
+            final_values[step] = 0.0
+            if truncated.any():
+                # truncation is not termination: keep V(s_final) to bootstrap from
+                final_obs = true_next_obs(next_obs_np, infos)[truncated]
+                with torch.inference_mode():
+                    final_value = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device))
+                final_values[step, torch.as_tensor(truncated, device=device)] = final_value
+            next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
+
+            # log every finished episode
+            episode_returns += reward
+            episode_lengths += 1
+            for i in np.flatnonzero(terminated | truncated):
+                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
+                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
+                recent_returns.append(float(episode_returns[i]))
+                episode_returns[i], episode_lengths[i] = 0.0, 0
+
+        # ALGO LOGIC: advantages by GAE; V(s') is the next stored value, or V(s_final) where the episode ended
+        with torch.inference_mode():
+            next_values = torch.cat([values[1:], agent.get_value(next_obs)[None]])
+        next_values = torch.where(dones.bool(), final_values, next_values)
+        advantages, returns = compute_gae(
+            rewards, values, next_values, terminations, dones, args.gamma, args.gae_lambda
+        )
+
+        # flatten the batch
+        b_obs = obs.reshape((-1, obs_dim))
+        b_actions, b_logprobs = actions.reshape((-1,) + act_space.shape), logprobs.reshape(-1)
+        b_advantages, b_returns, b_values = advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)
+        if args.norm_adv:
+            b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std() + 1e-8)
+
+        # ALGO LOGIC: the natural-gradient step within the trust region
+        with torch.no_grad():
+            old_policy = agent.policy_params(b_obs)
+
+        surrogate = functools.partial(surrogate_objective, agent, b_obs, b_actions, b_logprobs, b_advantages)
+        mean_kl = functools.partial(agent.kl, b_obs, old_policy)
+        fisher_product = functools.partial(fisher_vector_product, mean_kl, policy_params, damping=args.cg_damping)
+        surrogate_before = surrogate()
+        policy_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate_before, policy_params)])
+        if not torch.isfinite(policy_grad).all():
+            writer.close()
+            envs.close()
+            fail(f"policy_loss became non-finite at global step {global_step}: {-surrogate_before.item()}; stopping", 1)
+        step_direction = conjugate_gradient(fisher_product, policy_grad, args.cg_iters)  # s ≈ (F + damping·I)⁻¹ g
+        s_f_s = step_direction @ fisher_product(step_direction)
+        full_step = torch.sqrt(2 * args.max_kl / (s_f_s + 1e-12)) * step_direction  # β s, β = √(2δ / sᵀFs)
+        step_fraction = line_search(
+            policy_params, full_step, surrogate, mean_kl, args.max_kl, args.backtrack_coeff, args.backtrack_iters
+        )
+        with torch.no_grad():
+            kl_after, surrogate_after = mean_kl(), surrogate()
+
+        # ALGO LOGIC: the value function, by epochs of minibatch regression on the GAE returns
+        vf_minibatch_size = batch_size // args.vf_minibatches
+        for _epoch in range(args.vf_epochs):
+            b_inds = torch.randperm(batch_size, device=device)
+            for start in range(0, batch_size, vf_minibatch_size):
+                mb_inds = b_inds[start : start + vf_minibatch_size]
+                v_loss = 0.5 * ((agent.get_value(b_obs[mb_inds]) - b_returns[mb_inds]) ** 2).mean()
+                if not torch.isfinite(v_loss):
+                    writer.close()
+                    envs.close()
+                    fail(f"value_loss became non-finite at global step {global_step}: {v_loss.item()}; stopping", 1)
+                critic_optimizer.zero_grad(set_to_none=True)
+                v_loss.backward()
+                critic_optimizer.step()
+
+        # explained variance 1 − Var[R − V] / Var[R]: how much of the return the value function predicts
+        var_returns = b_returns.var()
+        explained_var = float("nan") if var_returns == 0 else (1 - (b_returns - b_values).var() / var_returns).item()
+
+        sps = int(global_step / (time.time() - start_time))
+        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+        writer.add_scalar("losses/policy_loss", -surrogate_after.item(), global_step)
+        writer.add_scalar("losses/surrogate_improvement", (surrogate_after - surrogate_before).item(), global_step)
+        writer.add_scalar("losses/kl", kl_after.item(), global_step)
+        writer.add_scalar("losses/line_search_fraction", step_fraction, global_step)
+        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        writer.add_scalar("charts/SPS", sps, global_step)
+        if time.time() - last_print >= 2.0 or iteration == num_iterations:
+            last_print = time.time()
+            recent = np.mean(recent_returns) if recent_returns else float("nan")
+            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
+
+    wall_time = time.time() - start_time
+    envs.close()
+    if args.save_model:
+        torch.save(agent.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"))
+
+    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
+    eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/episodic_return", episode_return, i)
+    writer.close()
+
+    summary = {
+        "algo": "trpo",
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run_dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
+    )
+    if args.track:
+        wandb.finish()
+    return summary
+
+
+if __name__ == "__main__":
+    train(tyro.cli(Args))
