@@ -27,6 +27,7 @@ import math
 import os
 import queue
 import random
+import signal
 import sys
 import time
 import traceback
@@ -311,6 +312,7 @@ def worker(worker_id: int, args: Args, run_dir: str, shared_agent: Agent, square
     """One actor-learner process: its own env and local network, n-step updates applied to the shared parameters.
     It reports finished episodes, losses, its end ("done") and any error to the main process through `messages`."""
     try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it ends the workers
         torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
         random.seed(args.seed + worker_id)
         np.random.seed(args.seed + worker_id)

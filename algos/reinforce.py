@@ -317,6 +317,9 @@ def train(args: Args) -> dict:
         episode_returns = np.zeros(args.num_envs)
         obs, actions, rewards, masks = [], [], [], []
         while running.any() and global_step < args.total_timesteps:
+            excess = global_step + int(running.sum()) - args.total_timesteps
+            if excess > 0:  # the budget ends within this step: cut the last running episodes, so that it ends exactly
+                running[np.flatnonzero(running)[-excess:]] = False
             next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
             with torch.inference_mode():
                 action, _, _, _ = agent.get_action_and_value(next_obs)
