@@ -11,6 +11,9 @@ The policy is categorical for Discrete actions and a diagonal Gaussian with stat
 for Box actions (sampled actions are clipped to the bounds when sent to the env; the log-probability is that of the
 unclipped sample).
 
+The defaults are tuned for CartPole. On Pendulum-v1 and Hopper-v5 this script, which has no observation or reward
+normalization, falls well short of the RL Zoo's A2C (benchmarks/POLICY_GRADIENT.md has the runs and flags).
+
 Spaces: Box observations; Discrete or Box actions.
 Run: python algos/a2c.py --env-id CartPole-v1
 """

@@ -14,6 +14,9 @@ The policy is categorical for Discrete actions and a diagonal Gaussian with stat
 for Box actions (sampled actions are clipped to the bounds when sent to the env; the log-probability is that of the
 unclipped sample).
 
+The defaults are the RL Zoo's CartPole settings; benchmarks/POLICY_GRADIENT.md gives the flags and results for
+Pendulum-v1 (one seed: −154.5 at 100k steps) and Hopper-v5 (one seed: 3136 at 300k).
+
 Spaces: Box observations; Discrete or Box actions.
 Run: python algos/trpo.py --env-id CartPole-v1
 """
