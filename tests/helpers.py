@@ -17,7 +17,7 @@ ALGO_FILES = sorted(
 SMOKE_ARGS = {
     **{
         name: dict(total_timesteps=600, learning_starts=200, batch_size=32, eval_episodes=2)
-        for name in ("dqn", "c51", "qr_dqn")
+        for name in ("dqn", "c51", "qr_dqn", "rainbow")
     },
     "ppo": dict(total_timesteps=256, num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2, eval_episodes=2),
     # Pendulum's episodes last 200 steps: two rollouts of 128 steps per env finish one in each env
@@ -47,7 +47,7 @@ BUDGET = {
 # for the scripts that take both Discrete and Box actions, that they need one of them).
 WRONG_SPACE = {
     **{name: ("fake_envs:MultiDiscreteCartPole-v1", "Discrete or Box") for name in ("reinforce", "a2c", "a3c", "trpo")},
-    **{name: ("Pendulum-v1", "ppo_continuous.py") for name in ("dqn", "c51", "qr_dqn")},
+    **{name: ("Pendulum-v1", "ppo_continuous.py") for name in ("dqn", "c51", "qr_dqn", "rainbow")},
     "ppo": ("Pendulum-v1", "ppo_continuous.py"),
     "ppo_continuous": ("CartPole-v1", "ppo.py"),
     "ddpg": ("CartPole-v1", "dqn.py"),

@@ -1,0 +1,208 @@
+"""algos/rainbow.py: the n-step projection, the sum tree and prioritized replay, n-step returns, noisy layers, dueling
+heads, and a learning test."""
+
+import collections
+
+import numpy as np
+import pytest
+import torch
+from helpers import CHI_SQUARE_9_DOF_QUANTILE_999, chi_square_against_uniform, load_algo
+
+rainbow, c51 = load_algo("rainbow"), load_algo("c51")
+
+
+def test_projection_with_a_discount_is_c51s_projection():
+    # discount = γ (1 − terminated) makes rainbow's projection c51's, whose hand-worked cases are in test_distributional
+    generator = torch.Generator().manual_seed(0)
+    atoms = torch.linspace(-10.0, 10.0, 51)
+    next_probs = torch.softmax(torch.randn(64, 51, generator=generator), dim=1)
+    rewards = torch.randn(64, generator=generator) * 4
+    terminations = (torch.rand(64, generator=generator) < 0.3).float()
+    expected = c51.project_distribution(next_probs, rewards, terminations, 0.9, atoms)
+    torch.testing.assert_close(
+        rainbow.project_distribution(next_probs, rewards, 0.9 * (1 - terminations), atoms), expected
+    )
+    # an n-step discount γ³ keeps the mass and, inside the support, the mean R + γ³ E[z]
+    discounts = torch.full((64,), 0.9**3)
+    target = rainbow.project_distribution(next_probs, rewards / 4, discounts, atoms)
+    np.testing.assert_allclose(target.sum(dim=1), np.ones(64), atol=1e-5)
+    shifted_mean = rewards / 4 + discounts * (next_probs * atoms).sum(dim=1)
+    np.testing.assert_allclose((target * atoms).sum(dim=1), shifted_mean, atol=1e-4)
+
+
+def test_sum_tree_sums_and_updates_match_a_brute_force():
+    rng = np.random.default_rng(0)
+    tree = rainbow.SumTree(13)  # not a power of two
+    priorities = np.zeros(13)
+    for _ in range(20):
+        idx = rng.integers(13, size=5)  # repeated indices included
+        values = rng.random(5)
+        tree.update(idx, values)
+        for i, v in zip(idx, values, strict=True):
+            priorities[i] = v
+        assert tree.total() == pytest.approx(priorities.sum())
+        np.testing.assert_allclose(tree.get(np.arange(13)), priorities)
+    cumulative = np.cumsum(priorities)
+    points = rng.random(1000) * priorities.sum()
+    np.testing.assert_array_equal(tree.find(points), np.searchsorted(cumulative, points, side="right"))
+
+
+def test_sum_tree_samples_in_proportion_to_priority():
+    buffer = rainbow.ReplayBuffer(10, obs_dim=1, device=torch.device("cpu"), seed=0, alpha=1.0)
+    for i in range(10):
+        buffer.add(np.array([i]), i, 0.0, np.array([i]), 0.99)
+    priorities = np.arange(1, 11, dtype=np.float64)
+    buffer.update_priorities(np.arange(10), priorities - 1e-6)  # p_i = i + 1 exactly, after the +1e-6
+    counts = np.zeros(10)
+    for _ in range(2000):
+        *_, idx = buffer.sample(32)
+        counts += np.bincount(idx, minlength=10)
+    expected = counts.sum() * priorities / priorities.sum()
+    chi_square = float(((counts - expected) ** 2 / expected).sum())
+    assert chi_square < CHI_SQUARE_9_DOF_QUANTILE_999, (counts, expected)
+
+
+def test_prioritized_sampling_weights_and_new_transitions_priority():
+    buffer = rainbow.ReplayBuffer(4, obs_dim=1, device=torch.device("cpu"), seed=0, alpha=0.5)
+    for i in range(4):
+        buffer.add(np.array([i]), i, float(i), np.array([i]), 0.9)
+    buffer.update_priorities(np.arange(4), np.array([1.0, 4.0, 9.0, 16.0]) - 1e-6)
+    *_, weights, idx = buffer.sample(64, beta=0.5)
+    probs = np.sqrt([1.0, 4.0, 9.0, 16.0]) / 10.0  # P(i) = p_i^α / Σ p^α with α = ½
+    expected = (4 * probs[idx]) ** -0.5
+    np.testing.assert_allclose(weights.numpy(), expected / expected.max(), rtol=1e-5)
+    # at capacity the oldest row is overwritten, and the new transition gets the largest priority seen (16)
+    buffer.add(np.array([7]), 3, 7.0, np.array([7]), 0.9)
+    assert buffer.obs[0, 0] == 7 and buffer.size == 4 and buffer.pos == 1
+    assert buffer.tree.get(np.array([0]))[0] == pytest.approx(4.0)  # 16^½
+
+
+def test_uniform_buffer_samples_uniformly_with_unit_weights():
+    buffer = rainbow.ReplayBuffer(10, obs_dim=1, device=torch.device("cpu"), seed=0)
+    for i in range(10):
+        buffer.add(np.array([i]), i, 0.0, np.array([i]), 0.99)
+    samples, weights = [], []
+    for _ in range(200):
+        *_, w, idx = buffer.sample(50)
+        samples.append(idx)
+        weights.append(w)
+    assert chi_square_against_uniform(np.concatenate(samples), 10) < CHI_SQUARE_9_DOF_QUANTILE_999
+    assert torch.cat(weights).eq(1).all()
+
+
+def brute_force_n_step(rewards, terminations, truncations, next_obs, n, gamma):
+    """Every n-step transition of a trajectory of one env, from its definition: from step t, m = n steps or up to and
+    including the step where the episode ends; R = Σ_{k<m} γ^k r_{t+k}; s' = the observation step t+m−1 led to;
+    discount 0 if that step terminated, else γ^m. A transition whose m steps are not all played yet is not there."""
+    transitions = []
+    num_steps = len(rewards)
+    for t in range(num_steps):
+        m = 0
+        while True:
+            m += 1
+            last = t + m - 1
+            if last >= num_steps:
+                m = None
+                break
+            if terminations[last] or truncations[last] or m == n:
+                break
+        if m is None:
+            continue
+        last = t + m - 1
+        n_step_return = sum(gamma**k * rewards[t + k] for k in range(m))
+        discount = 0.0 if terminations[last] else gamma**m
+        transitions.append((t, n_step_return, next_obs[last], discount))
+    return transitions
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_n_step_transitions_match_a_brute_force(n):
+    rng = np.random.default_rng(n)
+    num_steps, num_envs, gamma = 40, 2, 0.9
+    rewards = rng.normal(size=(num_steps, num_envs))
+    terminations = rng.random((num_steps, num_envs)) < 0.1
+    truncations = (rng.random((num_steps, num_envs)) < 0.1) & ~terminations
+    obs = rng.normal(size=(num_steps, num_envs, 2))  # the observation each step started from (its index: obs[t, i, 0])
+    obs[:, :, 1] = np.arange(num_steps)[:, None]
+    next_obs = rng.normal(size=(num_steps, num_envs, 2))  # the observation each step really led to
+    collector = rainbow.NStepCollector(n, gamma, num_envs)
+    produced = collections.defaultdict(list)
+    for t in range(num_steps):
+        actions = np.full(num_envs, t)
+        for s, a, ret, s_next, discount in collector.push(
+            obs[t], actions, rewards[t], next_obs[t], terminations[t], truncations[t]
+        ):
+            env = int(np.flatnonzero((obs[int(s[1])] == s).all(axis=1))[0])
+            assert a == int(s[1])
+            produced[env].append((int(s[1]), ret, s_next, discount))
+    for env in range(num_envs):
+        expected = brute_force_n_step(
+            rewards[:, env], terminations[:, env], truncations[:, env], next_obs[:, env], n, gamma
+        )
+        got = sorted(produced[env], key=lambda x: x[0])
+        assert [x[0] for x in got] == [x[0] for x in expected]
+        for (_, ret, s_next, discount), (_, ret_e, s_next_e, discount_e) in zip(got, expected, strict=True):
+            assert ret == pytest.approx(ret_e) and discount == pytest.approx(discount_e)
+            np.testing.assert_array_equal(s_next, s_next_e)
+
+
+def test_noisy_linear_is_factorized_gaussian_and_switches_off_in_eval():
+    torch.manual_seed(0)
+    layer = rainbow.NoisyLinear(6, 4, sigma0=0.5)
+    assert torch.allclose(layer.weight_sigma, torch.full((4, 6), 0.5 / np.sqrt(6)))
+    with torch.no_grad():
+        layer.weight_sigma.uniform_(0.1, 1.0)
+        layer.bias_sigma.uniform_(0.1, 1.0)
+    x = torch.randn(3, 6)
+
+    # the perturbation of the weights is σ_w ⊙ f(ε_out) f(ε_in)ᵀ: a rank-one noise matrix
+    layer.reset_noise()
+    eps_in, eps_out = layer.eps_in.clone(), layer.eps_out.clone()  # f(ε_in), f(ε_out)
+    noise = torch.outer(eps_out, eps_in)
+    assert torch.linalg.matrix_rank(noise) == 1
+    expected = x @ (layer.weight_mu + layer.weight_sigma * noise).T + layer.bias_mu + layer.bias_sigma * eps_out
+    torch.testing.assert_close(layer(x), expected)
+
+    # new noise, new outputs; evaluation mode: the means alone, whatever the noise
+    first = layer(x)
+    layer.reset_noise()
+    assert not torch.allclose(layer(x), first)
+    layer.eval()
+    torch.testing.assert_close(layer(x), x @ layer.weight_mu.T + layer.bias_mu)
+    layer.reset_noise()
+    torch.testing.assert_close(layer(x), x @ layer.weight_mu.T + layer.bias_mu)
+
+
+def test_noise_is_standard_normal_before_the_f_transform():
+    torch.manual_seed(0)
+    layer = rainbow.NoisyLinear(20_000, 1, sigma0=0.5)
+    eps = layer.eps_in  # f(ε) = sgn(ε) √|ε|, so sgn(f) f² = ε ~ N(0, 1)
+    recovered = eps.sign() * eps**2
+    assert recovered.mean().abs() < 0.03 and (recovered.std() - 1).abs() < 0.03
+
+
+@pytest.mark.parametrize("distributional", [True, False])
+def test_dueling_head_centres_the_advantages(distributional):
+    torch.manual_seed(0)
+    args = rainbow.Args(distributional=distributional, noisy=False)
+    net = rainbow.QNetwork(4, 3, torch.linspace(-10, 10, args.n_atoms), args)
+    x = torch.randn(8, 4)
+    h = net.torso(x)
+    value = net.value(h).view(8, 1, -1)
+    # Q = V + A − mean_a A: averaged over actions, the head's outputs are the value stream's
+    torch.testing.assert_close(net.outputs(x).mean(dim=1, keepdim=True), value)
+    if distributional:
+        torch.testing.assert_close(net.log_probs(x).exp().sum(-1), torch.ones(8, 3))
+
+
+@pytest.mark.learning
+def test_rainbow_learns_cartpole(tmp_path):
+    # Threshold from the issue: ≥ 300 within 80k steps, dqn.py's bar (random ≈ 22). Five seeds of
+    # `python algos/rainbow.py --seed N` (every component on, the paper's n = 3, σ_0 = 0.5, α = 0.5, β 0.4 → 1) before
+    # settling: 500, 254.1, 335.9, 328.6, 500; seeds 1 and 5 reach 500 in training by 20k-30k steps, seeds 2-4 plateau
+    # at 150-340. Seed 2 alone, one component off at a time: no noisy nets (ε-greedy) 500, one-step returns 500;
+    # σ_0 = 0.1 did not help (218.6). Four of five pass the issue's bar; the ablation table over 3 seeds is the
+    # harness's to run (issue 8).
+    summary = rainbow.train(rainbow.Args(seed=1, log_dir=str(tmp_path)))
+    assert summary["total_timesteps"] <= 80_000
+    assert summary["eval_return_mean"] >= 300
