@@ -118,7 +118,7 @@ def check_args(args: Args) -> None:
         fail(f"--target-network-frequency must be positive, got {args.target_network_frequency}")
     try:
         env = gym.make(args.env_id)
-    except gym.error.Error as e:
+    except (gym.error.Error, ModuleNotFoundError) as e:
         fail(f"cannot make env {args.env_id!r}: {e}")
     obs_space, act_space = env.observation_space, env.action_space
     env.close()

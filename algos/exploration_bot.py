@@ -134,7 +134,7 @@ def check_args(args: Args) -> None:
         return
     try:
         env = gym.make(args.env_id)
-    except gym.error.Error as e:
+    except (gym.error.Error, ModuleNotFoundError) as e:
         fail(f"cannot make env {args.env_id!r}: {e}")
     obs_space, act_space = env.observation_space, env.action_space
     env.close()

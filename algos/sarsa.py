@@ -100,7 +100,7 @@ def check_args(args: Args) -> None:
             fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
     try:
         env = gym.make(args.env_id)
-    except gym.error.Error as e:
+    except (gym.error.Error, ModuleNotFoundError) as e:
         fail(f"cannot make env {args.env_id!r}: {e}")
     obs_space, act_space = env.observation_space, env.action_space
     env.close()

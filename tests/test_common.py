@@ -87,6 +87,7 @@ def test_same_seed_same_returns(name, tmp_path):
 
 BAD_INPUT = [  # "BUDGET" stands for the script's budget flag
     ("unknown env", ["--env-id", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+    ("unknown env module", ["--env-id", "nosuchmodule:NoSuchEnv-v0"], "nosuchmodule"),
     ("zero budget", ["BUDGET", "0"], "BUDGET"),
     ("negative budget", ["BUDGET", "-5"], "BUDGET"),
     ("missing checkpoint", ["--checkpoint", "no/such/model.pt"], "no/such/model.pt"),
