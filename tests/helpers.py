@@ -146,8 +146,22 @@ def run_script(name: str, *cli_args: str, cwd=None, timeout: int = 300) -> subpr
 CHI_SQUARE_9_DOF_QUANTILE_999 = 27.88
 
 
+def chi_square(samples: np.ndarray, probs: np.ndarray) -> float:
+    """Pearson's χ² statistic of integer samples in [0, len(probs)) against the distribution `probs`."""
+    counts = np.bincount(samples, minlength=len(probs))
+    expected = len(samples) * np.asarray(probs, dtype=np.float64)
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
 def chi_square_against_uniform(samples: np.ndarray, n_values: int) -> float:
     """Pearson's χ² statistic of integer samples in [0, n_values) against the uniform distribution."""
-    counts = np.bincount(samples, minlength=n_values)
-    expected = len(samples) / n_values
-    return float(((counts - expected) ** 2 / expected).sum())
+    return chi_square(samples, np.full(n_values, 1.0 / n_values))
+
+
+def assert_learns(module, tmp_path, max_timesteps: int, min_return: float, **overrides) -> dict:
+    """A learning test's body: train with the script's defaults (seed 1 unless overridden), then check that it used at
+    most `max_timesteps` env steps and that its final evaluation mean reached `min_return`."""
+    summary = module.train(module.Args(**{"seed": 1, "log_dir": str(tmp_path), **overrides}))
+    assert summary["total_timesteps"] <= max_timesteps
+    assert summary["eval_return_mean"] >= min_return, summary["eval_return_mean"]
+    return summary

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import load_algo
+from helpers import assert_learns, load_algo
 
 c51, qr_dqn = load_algo("c51"), load_algo("qr_dqn")
 
@@ -96,9 +96,7 @@ def test_c51_learns_cartpole(tmp_path):
     # The bar of dqn.py: ≥ 300 (random ≈ 22, maximum 500) within 80k env steps, with the defaults. Five seeds of
     # `python algos/c51.py --seed N`: final evaluation mean 500.0 for each of seeds 1-5 (last-10-training-episode means
     # 317.2, 496.2, 438.9, 362.6, 500.0). With dqn.py's learning rate 2.3e-3: 500, 110.5, 500, 500, 500.
-    summary = c51.train(c51.Args(seed=1, log_dir=str(tmp_path)))
-    assert summary["total_timesteps"] <= 80_000
-    assert summary["eval_return_mean"] >= 300
+    assert_learns(c51, tmp_path, 80_000, 300)
 
 
 @pytest.mark.learning
@@ -108,6 +106,4 @@ def test_qr_dqn_learns_cartpole(tmp_path):
     # seeds 1-5 (last-10-training-episode means 500 for all five).
     # Candidates before settling (seeds 1-5): learning rate 2.3e-3 with N = 25 gave 500, 500, 90.7, 345.8, 500;
     # the same with κ = 10 gave 157.1, 381.3, 500, 500, 500; N = 10 (the RL Zoo's) gave 282.6 on seed 1.
-    summary = qr_dqn.train(qr_dqn.Args(seed=1, log_dir=str(tmp_path)))
-    assert summary["total_timesteps"] <= 80_000
-    assert summary["eval_return_mean"] >= 300
+    assert_learns(qr_dqn, tmp_path, 80_000, 300)

@@ -4,7 +4,7 @@ minimum over twin critics, target policy smoothing, the batched critics, the rep
 import numpy as np
 import pytest
 import torch
-from helpers import CHI_SQUARE_9_DOF_QUANTILE_999, chi_square_against_uniform, load_algo
+from helpers import CHI_SQUARE_9_DOF_QUANTILE_999, assert_learns, chi_square_against_uniform, load_algo
 
 ddpg, td3, sac = load_algo("ddpg"), load_algo("td3"), load_algo("sac")
 MODULES = [ddpg, td3, sac]
@@ -146,6 +146,4 @@ def test_learns_pendulum_in_20k_steps(module, tmp_path):
     # 20k steps) within 20k env steps, with the default hyperparameters. Five seeds (1-5) of each before settling,
     # final evaluation means: ddpg −136.1, −126.4, −128.9, −121.9, −133.2; td3 −135.3, −122.1, −134.1, −122.2,
     # −133.1; sac −135.9, −120.5, −130.8, −118.3, −128.7.
-    summary = module.train(module.Args(seed=1, log_dir=str(tmp_path)))
-    assert summary["total_timesteps"] <= 20_000
-    assert summary["eval_return_mean"] >= -250
+    assert_learns(module, tmp_path, 20_000, -250)

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import load_algo, smoke_args
+from helpers import assert_learns, load_algo, model_file, only_run_dir, smoke_args
 
 reinforce, a2c, a3c, trpo = (load_algo(name) for name in ("reinforce", "a2c", "a3c", "trpo"))
 MODULES = [reinforce, a2c, a3c, trpo]
@@ -240,16 +240,13 @@ def test_a3c_worker_error_reaches_the_user_and_leaves_no_process(tmp_path, capsy
     assert not _children_of_this_process()
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
-def test_box_actions_on_pendulum(module, tmp_path):
+@pytest.mark.parametrize("name", ["reinforce", "a2c", "a3c", "trpo"])
+def test_box_actions_on_pendulum(name, tmp_path):
     # the Gaussian branch: a short Pendulum run trains the log standard deviations and evaluates within the bounds
-    overrides = {"reinforce": dict(total_timesteps=600, num_envs=3)}.get(module.__name__.split(".")[-1], {})
-    args = smoke_args(module.__name__.split(".")[-1], tmp_path, env_id="Pendulum-v1", save_model=True, **overrides)
-    summary = module.train(args)
+    summary = load_algo(name).train(smoke_args(name, tmp_path, env_id="Pendulum-v1", save_model=True))
     assert summary["env_id"] == "Pendulum-v1" and np.isfinite(summary["eval_return_mean"])
     assert -16.3 * 200 <= summary["eval_return_mean"] <= 0  # Pendulum's rewards lie in [−16.3, 0] per step
-    run_dir = os.path.join(tmp_path, os.listdir(tmp_path)[0])
-    weights = torch.load(os.path.join(run_dir, f"{args.exp_name}.pt"))
+    weights = torch.load(model_file(only_run_dir(tmp_path), name))
     assert weights["actor_logstd"].shape == (1, 1) and (weights["actor_logstd"] != 0).all()
 
 
@@ -261,33 +258,25 @@ def test_box_actions_on_pendulum(module, tmp_path):
 def test_reinforce_learns_cartpole(tmp_path):
     # ≥ 400 within 250k steps. Seeds 1-5: 500, 500, 500, 500, 500 (reward-to-go, baseline, standardized weights,
     # 8 episodes per batch, Adam 1e-3).
-    summary = reinforce.train(reinforce.Args(seed=1, log_dir=str(tmp_path)))
-    assert summary["total_timesteps"] <= 250_000
-    assert summary["eval_return_mean"] >= 400
+    assert_learns(reinforce, tmp_path, 250_000, 400)
 
 
 @pytest.mark.learning
 def test_a2c_learns_cartpole(tmp_path):
     # ≥ 400 within 300k steps. Seeds 1-5: 500, 500, 500, 500, 500 with the learning rate annealed; with it constant
     # (SB3's CartPole setting) 341, 119, 500, 500, 500: the late updates of a 5-step batch shake a finished policy.
-    summary = a2c.train(a2c.Args(seed=1, log_dir=str(tmp_path)))
-    assert summary["total_timesteps"] <= 300_000
-    assert summary["eval_return_mean"] >= 400
+    assert_learns(a2c, tmp_path, 300_000, 400)
 
 
 @pytest.mark.learning
 def test_a3c_learns_cartpole_with_two_workers(tmp_path):
     # ≥ 300 within 300k steps with 2 workers. Five runs (seeds 1-5; not bit-reproducible): 500, 500, 500, 500, 500
     # with 20-step updates; with 5-step updates (a2c.py's) a run reached 236 (more, noisier updates per step).
-    summary = a3c.train(a3c.Args(seed=1, num_workers=2, log_dir=str(tmp_path)))
-    assert summary["total_timesteps"] <= 300_000
-    assert summary["eval_return_mean"] >= 300
+    assert_learns(a3c, tmp_path, 300_000, 300, num_workers=2)
 
 
 @pytest.mark.learning
 def test_trpo_learns_cartpole(tmp_path):
     # ≥ 450 within 100k steps. Seeds 1-5: 500, 500, 500, 305.4, 500 (RL Zoo's CartPole settings: 2 envs × 512 steps,
     # δ = 0.01, λ = 0.98, damping 1e-3, 20 critic epochs); with δ = 0.02: 500, 500, 405.3, 500, 500.
-    summary = trpo.train(trpo.Args(seed=1, log_dir=str(tmp_path)))
-    assert summary["total_timesteps"] <= 100_000
-    assert summary["eval_return_mean"] >= 450
+    assert_learns(trpo, tmp_path, 100_000, 450)

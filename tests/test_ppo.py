@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import load_algo
+from helpers import assert_learns, load_algo
 
 ppo = load_algo("ppo")
 GAE_MODULES = [ppo] + [load_algo(name) for name in ("ppo_continuous", "a2c", "a3c", "trpo")]
@@ -114,6 +114,4 @@ def test_ppo_learns_cartpole(tmp_path):
     # Threshold from the issue: ≥ 450 (random policy ≈ 22, the maximum 500) within 100k env steps, with the default
     # hyperparameters. Five seeds of `python algos/ppo.py --seed N` (100k steps) before settling: final evaluation
     # mean 500.0 for each of seeds 1-5, and 500 as the mean of the last 10 training episodes for each.
-    summary = ppo.train(ppo.Args(seed=1, log_dir=str(tmp_path)))
-    assert summary["total_timesteps"] <= 100_000
-    assert summary["eval_return_mean"] >= 450
+    assert_learns(ppo, tmp_path, 100_000, 450)
