@@ -1,47 +1,29 @@
 """Helpers shared by the tests: the scripts' smoke arguments, and reading run folders and TensorBoard logs."""
 
 import glob
-import importlib
 import os
 import subprocess
 import sys
 
 import numpy as np
 
+from benchmarks.report import read_scalars  # noqa: F401 (the tests read TensorBoard logs as report.py does)
+from benchmarks.run import budget_field, load_algo
+from benchmarks.suites import SMOKE
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALGO_FILES = sorted(
     path for path in glob.glob(os.path.join(REPO, "algos", "*.py")) if not os.path.basename(path).startswith("_")
 )
 
-# Each script with the Args of a smoke run: a budget that exercises every code path (updates included) in seconds.
+# Each script with the Args of a smoke run: a budget that exercises every code path (updates included) in seconds. They
+# are the rows of the benchmark's smoke suite (benchmarks/suites.py), so that `benchmarks/run.py --suite smoke` runs
+# exactly what these tests run.
 SMOKE_ARGS = {
-    **{
-        name: dict(total_timesteps=600, learning_starts=200, batch_size=32, eval_episodes=2)
-        for name in ("dqn", "c51", "qr_dqn", "rainbow")
-    },
-    "ppo": dict(total_timesteps=256, num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2, eval_episodes=2),
-    # Pendulum's episodes last 200 steps: two rollouts of 128 steps per env finish one in each env
-    "ppo_continuous": dict(
-        total_timesteps=512, num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2, eval_episodes=2
-    ),
-    **{
-        name: dict(total_timesteps=600, learning_starts=300, batch_size=32, eval_episodes=2)
-        for name in ("ddpg", "td3", "sac")
-    },
-    # reinforce's batches are whole episodes: with one env, the budget ends exactly where it says
-    "reinforce": dict(total_timesteps=400, num_envs=1, eval_episodes=2),
-    "a2c": dict(total_timesteps=400, num_envs=2, num_steps=8, eval_episodes=2),
-    # one worker, so that the shared determinism test holds (with more, runs are not bit-reproducible)
-    "a3c": dict(total_timesteps=400, num_workers=1, num_steps=8, eval_episodes=2),
-    "trpo": dict(total_timesteps=256, num_envs=2, num_steps=64, vf_epochs=2, eval_episodes=2),
-    # the tabular scripts count episodes; the exploration bot's default env (bandit-10) cannot render or go NaN
-    **{name: dict(total_episodes=5, eval_episodes=2) for name in ("q_learning", "sarsa", "expected_sarsa", "dyna_q")},
-    "exploration_bot": dict(total_episodes=5, eval_episodes=2, env_id="CliffWalking-v1", num_runs=1),
+    row.algo: {**row.args, "env_id": row.env_id, budget_field(load_algo(row.algo).Args): row.budget} for row in SMOKE
 }
 # The tabular scripts' budget is `total_episodes`; the others' `total_timesteps`.
-BUDGET = {
-    name: "total_episodes" if "total_episodes" in args else "total_timesteps" for name, args in SMOKE_ARGS.items()
-}
+BUDGET = {name: budget_field(load_algo(name).Args) for name in SMOKE_ARGS}
 
 # Per script: an env whose action space it cannot handle, and what its error message says instead (the script that fits;
 # for the scripts that take both Discrete and Box actions, that they need one of them).
@@ -73,11 +55,6 @@ SUMMARY_KEYS = {
 }
 
 
-def load_algo(name: str):
-    """Import algos/<name>.py as a module (importing has no side effects)."""
-    return importlib.import_module(f"algos.{name}")
-
-
 def smoke_args(name: str, tmp_path, **overrides):
     """The Args of a smoke run of `name` logging under tmp_path."""
     module = load_algo(name)
@@ -107,25 +84,13 @@ def only_run_dir(log_dir) -> str:
     return dirs[0]
 
 
-def _events(run_dir: str):
+def scalar_tags(run_dir: str) -> list:
+    """The TensorBoard scalar tags logged in a run folder."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     accumulator.Reload()
-    return accumulator
-
-
-def scalar_tags(run_dir: str) -> list:
-    """The TensorBoard scalar tags logged in a run folder."""
-    return _events(run_dir).Tags()["scalars"]
-
-
-def read_scalars(run_dir: str, tag: str) -> list:
-    """(step, value) pairs of one TensorBoard scalar tag in a run folder."""
-    accumulator = _events(run_dir)
-    if tag not in accumulator.Tags()["scalars"]:
-        return []
-    return [(event.step, event.value) for event in accumulator.Scalars(tag)]
+    return accumulator.Tags()["scalars"]
 
 
 def run_script(name: str, *cli_args: str, cwd=None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -32,7 +32,7 @@ NAN_ENV = {name: f"NanReward{smoke_env_id(name)}" for name in ALGOS} | {
 
 
 def test_every_script_has_smoke_args():
-    """A new script joins these shared tests by a row in conftest.SMOKE_ARGS."""
+    """A new script joins these shared tests by a row in the smoke suite of benchmarks/suites.py."""
     assert sorted(os.path.basename(p)[:-3] for p in ALGO_FILES) == ALGOS
 
 

@@ -1,0 +1,445 @@
+"""Run a benchmark suite of benchmarks/suites.py: every (row, seed) as its own process, `python algos/<algo>.py` with
+the row's arguments, exactly as a user would type it.
+
+    python benchmarks/run.py --suite quick                 # on this machine, one run per core
+    python benchmarks/run.py --suite classic --workers 2
+    python benchmarks/run.py --suite mujoco --backend ray --ray-address auto   # on a Ray cluster
+    python benchmarks/run.py --suite classic --only dqn c51                     # some rows only
+
+Each run logs to `{runs_dir}/{suite}/{row label}/{env_id}/seed_{seed}/`: the script's run folder (summary.json,
+TensorBoard scalars), `output.log` (what the script printed) and `run.json` (the command, the machine, the exit status
+and the wall time). A run whose summary.json exists is done and is not run
+again; a run without one (it crashed, timed out, or the benchmark was killed) is deleted and re-run from scratch. Failed
+runs are listed at the end with their error and log, and the exit status is then 1.
+
+Backends. `local`: a pool of `--workers` processes, each run with OMP_NUM_THREADS=1 (a3c.py's rows take one slot per
+worker process). `ray`: each run is a Ray task reserving one CPU (a3c.py: one per worker), submitted to
+`ray.init(address=...)`; the repository travels to the cluster as the tasks' working directory, and each task sends its
+run folder back to the driver, which writes it where the local backend would. Ray is optional
+(requirements-cluster.txt) and imported only by that backend.
+"""
+
+import contextlib
+import dataclasses
+import importlib
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Literal
+
+import tyro
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from benchmarks.suites import SUITES, Row  # noqa: E402
+
+
+@dataclass
+class Args:
+    suite: str
+    """the suite to run: a name in benchmarks/suites.py (smoke, quick, classic, rainbow_ablation, continuous, mujoco,
+    tabular, marl)"""
+    only: tuple[str, ...] = ()
+    """run only the rows with these labels (the script's name, or a row's own name)"""
+    workers: int = os.cpu_count() or 1
+    """local backend: the CPU cores to fill (a run takes one; an a3c.py run one per worker process)"""
+    backend: Literal["local", "ray"] = "local"
+    """where the runs execute: this machine's cores, or a Ray cluster"""
+    ray_address: str | None = None
+    """ray backend: the cluster to join (`auto`: the one this machine belongs to; none: start a local instance)"""
+    runs_dir: str = os.path.join(REPO, "benchmarks", "runs")
+    """parent folder of the suites' run folders"""
+    time_limit_s: float = 6 * 3600
+    """a run still going after this many seconds is stopped and counted as failed"""
+
+
+@dataclass(frozen=True)
+class Run:
+    row: Row
+    seed: int
+    folder: str  # the script's --log-dir: its run folder and output.log go here
+    cpus: int  # the cores the run keeps busy
+
+    @property
+    def name(self) -> str:
+        return f"{self.row.label} {self.row.env_id} seed {self.seed}"
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    error: str = ""  # the last line the run printed on failure, or why it was stopped
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Planning: from suite rows to commands
+# ---------------------------------------------------------------------------------------------------------------------
+def load_algo(algo: str):
+    return importlib.import_module(f"algos.{algo}")
+
+
+def budget_field(algo_args_class) -> str:
+    """The tabular scripts count episodes, the others env steps."""
+    names = {f.name for f in dataclasses.fields(algo_args_class)}
+    return "total_episodes" if "total_episodes" in names else "total_timesteps"
+
+
+def flag(name: str, value) -> list:
+    """One Args field as tyro's command-line flags."""
+    option = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return [option if value else "--no-" + name.replace("_", "-")]
+    return [option, str(value)]
+
+
+def algo_args(row: Row, seed: int, log_dir: str) -> dict:
+    """The Args fields of one run, by their Python names."""
+    budget = budget_field(load_algo(row.algo).Args)
+    return dict(env_id=row.env_id, seed=seed, **{budget: row.budget}, exp_name=row.label, log_dir=log_dir, **row.args)
+
+
+def command(row: Row, seed: int, log_dir: str) -> list:
+    """The command line of one run, as a user would type it (run from the repository's root)."""
+    line = [sys.executable, os.path.join("algos", f"{row.algo}.py")]
+    for name, value in algo_args(row, seed, log_dir).items():
+        line += flag(name, value)
+    return line
+
+
+def check_row(row: Row) -> str | None:
+    """Why a row cannot run (a missing script, an argument the script does not have, an env it cannot make or handle,
+    a bad value), or None. Uses the script's own input checks, so nothing is written."""
+    if not os.path.isfile(os.path.join(REPO, "algos", f"{row.algo}.py")):
+        return f"algos/{row.algo}.py does not exist"
+    module = load_algo(row.algo)
+    known = {f.name for f in dataclasses.fields(module.Args)}
+    unknown = sorted(set(row.args) - known)
+    if unknown:
+        return f"algos/{row.algo}.py has no argument {', '.join(unknown)}"
+    if not row.seeds:
+        return "no seeds"
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            module.check_args(module.Args(**algo_args(row, row.seeds[0], "unused")))
+    except SystemExit:
+        return stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "rejected by the script"
+    return None
+
+
+def plan(suite: str, rows, runs_dir: str) -> list:
+    """Every (row, seed) of a suite as a Run."""
+    runs = []
+    for row in rows:
+        cpus = getattr(load_algo(row.algo).Args(**row.args), "num_workers", 1)
+        for seed in row.seeds:
+            folder = os.path.join(runs_dir, suite, row.label, row.env_id.replace("/", "-"), f"seed_{seed}")
+            runs.append(Run(row, seed, folder, cpus))
+    return runs
+
+
+def summary_path(folder: str) -> str | None:
+    """The summary.json of a finished run under `folder`, or None."""
+    if not os.path.isdir(folder):
+        return None
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry, "summary.json")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Executing one run (the same function runs locally and inside a Ray task)
+# ---------------------------------------------------------------------------------------------------------------------
+def run_env() -> dict:
+    """The environment of a run: one thread per run, so that runs side by side do not fight over cores."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def machine() -> str:
+    """The machine a run executes on, in words: processor, cores, Python and torch versions."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    torch_version = importlib.metadata.version("torch")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}, torch {torch_version}"
+    )
+
+
+def execute(line: list, folder: str, time_limit_s: float, cwd: str, processes: dict | None = None) -> Outcome:
+    """Run one command in its own process group, its output to `{folder}/output.log`; stop it (and whatever it started)
+    after `time_limit_s`. Then write `{folder}/run.json`: the command, the machine, the exit status and the wall time.
+    `processes`, if given, holds the running process by pid so that the caller can stop it."""
+    log_path, start = os.path.join(folder, "output.log"), time.time()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            line, cwd=cwd, env=run_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        if processes is not None:
+            processes[process.pid] = process
+        try:
+            process.wait(timeout=time_limit_s)
+            outcome = Outcome(process.returncode)
+            if process.returncode != 0:
+                outcome.error = last_line(log_path) or f"exit status {process.returncode}"
+        except subprocess.TimeoutExpired:
+            stop(process)
+            outcome = Outcome(-1, f"stopped after the time limit of {time_limit_s:g} s")
+        finally:
+            if processes is not None:
+                processes.pop(process.pid, None)
+    record = dict(
+        command=shlex.join(["python", *line[1:]]),
+        machine=machine(),
+        returncode=outcome.returncode,
+        error=outcome.error,
+        wall_time_s=round(time.time() - start, 1),
+    )
+    with open(os.path.join(folder, "run.json"), "w") as f:
+        json.dump(record, f, indent=2)
+    return outcome
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a run's whole process group: SIGTERM, then SIGKILL if it is still there 10 s later."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def last_line(path: str) -> str:
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f.read().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def execute_remote(line: list, time_limit_s: float) -> tuple:
+    """A Ray task: run a command whose `--log-dir` is a placeholder, in a temporary folder on whichever node runs it,
+    and send back the outcome and the folder as a gzipped tar."""
+    with tempfile.TemporaryDirectory() as folder:
+        line = [folder if part == REMOTE_LOG_DIR else part for part in line]
+        line[0] = sys.executable  # the node's Python
+        outcome = execute(line, folder, time_limit_s, cwd=os.getcwd())
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(folder, arcname=".")
+        return outcome, buffer.getvalue()
+
+
+REMOTE_LOG_DIR = "<remote log dir>"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Progress
+# ---------------------------------------------------------------------------------------------------------------------
+class Progress:
+    """One line on stderr whenever a run starts or ends, and every 30 s: done / running / failed / to go, and an ETA
+    from the mean time of the runs finished so far."""
+
+    def __init__(self, suite: str, total: int, skipped: int):
+        self.suite, self.total, self.done, self.running, self.failed = suite, total, skipped, 0, 0
+        self.start, self.finished_here, self.last_print = time.time(), 0, 0.0
+
+    def update(self, started: int = 0, finished: int = 0, failed: int = 0) -> None:
+        self.running += started - finished - failed
+        self.done += finished
+        self.failed += failed
+        self.finished_here += finished + failed
+        self.print()
+
+    def print(self) -> None:
+        elapsed = time.time() - self.start
+        to_go = self.total - self.done - self.failed
+        eta = "?"
+        if self.finished_here:
+            eta = duration(elapsed / self.finished_here * (to_go - self.running / 2))
+        bar_width, filled = 30, int(30 * (self.done + self.failed) / max(self.total, 1))
+        print(
+            f"[{self.suite}] |{'#' * filled}{'.' * (bar_width - filled)}| {self.done}/{self.total} done, "
+            f"{self.running} running, {self.failed} failed, {to_go} to go; {duration(elapsed)} elapsed, ETA {eta}",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.last_print = time.time()
+
+    def tick(self) -> None:
+        if time.time() - self.last_print >= 30:
+            self.print()
+
+
+def duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Backends
+# ---------------------------------------------------------------------------------------------------------------------
+def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress) -> dict:
+    """Fill `workers` cores with runs, in order; a run wider than `workers` runs alone. Returns (Run, Outcome) pairs."""
+    outcomes, pending, running, processes = [], list(runs), {}, {}
+    with ThreadPoolExecutor(max_workers=max(len(runs), 1)) as pool:
+        try:
+            while pending or running:
+                busy = sum(run.cpus for run in running.values())
+                while pending and (not running or busy + pending[0].cpus <= workers):
+                    run = pending.pop(0)
+                    os.makedirs(run.folder)
+                    line = command(run.row, run.seed, run.folder)
+                    running[pool.submit(execute, line, run.folder, time_limit_s, REPO, processes)] = run
+                    busy += run.cpus
+                    progress.update(started=1)
+                finished, _ = wait(list(running), timeout=5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    run = running.pop(future)
+                    outcomes.append((run, future.result()))
+                    ok = outcomes[-1][1].returncode == 0
+                    progress.update(finished=int(ok), failed=int(not ok))
+                progress.tick()
+        finally:
+            # interrupted (Ctrl-C, SIGTERM): stop every run still going; their folders have no summary.json, so the
+            # next call re-runs them
+            for process in list(processes.values()):
+                stop(process)
+    return outcomes
+
+
+def run_ray(runs: list, address: str | None, time_limit_s: float, progress: Progress) -> dict:
+    """Submit every run as a Ray task reserving `run.cpus` CPUs; write each run folder as its task returns."""
+    import ray
+
+    ray.init(
+        address=address,
+        runtime_env={"working_dir": REPO, "excludes": [".git", "benchmarks/runs", "runs", "**/__pycache__"]},
+        log_to_driver=False,
+    )
+    task = ray.remote(execute_remote)
+    outcomes, in_flight = [], {}
+    try:
+        for run in runs:
+            line = command(run.row, run.seed, REMOTE_LOG_DIR)
+            in_flight[task.options(num_cpus=run.cpus).remote(line, time_limit_s)] = run
+            progress.update(started=1)
+        while in_flight:
+            finished, _ = ray.wait(list(in_flight), num_returns=1, timeout=5)
+            for ref in finished:
+                run = in_flight.pop(ref)
+                try:
+                    outcome, archive = ray.get(ref)
+                    os.makedirs(run.folder)
+                    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+                        tar.extractall(run.folder, filter="data")
+                except ray.exceptions.RayError as e:
+                    outcome = Outcome(-1, f"Ray task failed: {str(e).strip().splitlines()[-1]}")
+                outcomes.append((run, outcome))
+                ok = outcome.returncode == 0
+                progress.update(finished=int(ok), failed=int(not ok))
+            progress.tick()
+    finally:
+        for ref in in_flight:
+            ray.cancel(ref, force=True)
+        ray.shutdown()
+    return outcomes
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------------------------------
+def fail(message: str, status: int = 2):
+    print(f"run.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def select_rows(args: Args) -> tuple:
+    if args.suite not in SUITES:
+        fail(f"unknown suite {args.suite!r}; the suites are {', '.join(SUITES)}")
+    rows = SUITES[args.suite]
+    labels = {row.label for row in rows}
+    missing = [label for label in args.only if label not in labels]
+    if missing:
+        fail(f"suite {args.suite} has no row {', '.join(missing)}; its rows are {', '.join(sorted(labels))}")
+    if args.only:
+        rows = tuple(row for row in rows if row.label in args.only)
+    if not rows:
+        fail(f"suite {args.suite} has no rows yet")
+    return rows
+
+
+def run_suite(
+    suite: str,
+    rows,
+    runs_dir: str,
+    backend: str = "local",
+    workers: int = 1,
+    ray_address=None,
+    time_limit_s: float = 6 * 3600,
+) -> dict:
+    """Check every row, then run what is not done yet. Returns (Run, Outcome) pairs of the runs it ran."""
+    problems = [f"  {row.label} on {row.env_id}: {problem}" for row in rows if (problem := check_row(row))]
+    if problems:
+        fail(f"suite {suite} has rows that cannot run (nothing was run):\n" + "\n".join(problems))
+    runs = plan(suite, rows, runs_dir)
+    todo = [run for run in runs if summary_path(run.folder) is None]
+    for run in todo:  # what a crashed or killed run left behind
+        shutil.rmtree(run.folder, ignore_errors=True)
+    progress = Progress(suite, len(runs), len(runs) - len(todo))
+    progress.print()
+    if backend == "ray":
+        return run_ray(todo, ray_address, time_limit_s, progress)
+    return run_local(todo, workers, time_limit_s, progress)
+
+
+def report_failures(outcomes: list) -> int:
+    failed = [(run, outcome) for run, outcome in outcomes if outcome.returncode != 0]
+    for run, outcome in failed:
+        print(f"FAILED {run.name}: {outcome.error}\n  log: {os.path.join(run.folder, 'output.log')}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(outcomes)} runs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def interrupt(signum, frame):
+    """SIGTERM stops the benchmark as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def main(args: Args) -> int:
+    rows = select_rows(args)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        outcomes = run_suite(
+            args.suite, rows, args.runs_dir, args.backend, args.workers, args.ray_address, args.time_limit_s
+        )
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; the others run again on the next call", file=sys.stderr)
+        return 130
+    return report_failures(outcomes)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(tyro.cli(Args)))

@@ -1,0 +1,272 @@
+"""The benchmark suites, as data: which script runs on which env, with which budget, seeds and arguments, and the
+published numbers ("anchors") each row is compared with. benchmarks/run.py runs a suite, benchmarks/report.py
+tabulates it. A new script joins a suite by a row here, not by code.
+
+A row's `args` are the script's Args fields (Python names, as in `Args(**args)`); run.py turns them into the command
+line a user would type (`--learning-rate 0.00025`, `--no-anneal-lr`). The budget is `--total-timesteps`, or
+`--total-episodes` for the tabular scripts.
+
+Anchor protocols: "train" is the mean return of the last 100 training episodes (CleanRL's tables: episodic returns
+of the exploring policy, averaged over seeds); "eval" is the mean return of evaluation episodes of the final policy
+(RL Baselines3 Zoo's benchmark.md: deterministic policy; our `summary.json` `eval_return_mean`: greedy or
+deterministic policy). report.py compares an anchor with our number of the same protocol.
+"""
+
+from dataclasses import dataclass, field
+
+TRAIN = "train"  # mean return of the last 100 training episodes
+EVAL = "eval"  # mean return of evaluation episodes of the final (greedy or deterministic) policy
+
+
+@dataclass(frozen=True)
+class Anchor:
+    value: float
+    source: str  # who published it, as a markdown link
+    protocol: str  # TRAIN or EVAL
+    detail: str = ""  # budget, seeds, hyperparameters: what a reader needs to judge the comparison
+
+
+@dataclass(frozen=True)
+class Row:
+    algo: str  # the script, algos/<algo>.py
+    env_id: str
+    budget: int  # env steps (`--total-timesteps`), or episodes (`--total-episodes`) for the tabular scripts
+    seeds: tuple = (1, 2, 3)
+    args: dict = field(default_factory=dict)  # more Args fields, by their Python names
+    name: str = ""  # the row's label (and `--exp-name`) when one script runs with several settings; default: algo
+
+    @property
+    def label(self) -> str:
+        return self.name or self.algo
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Published numbers
+# ---------------------------------------------------------------------------------------------------------------------
+CLEANRL_DQN = "[CleanRL dqn.py docs](https://docs.cleanrl.dev/rl-algorithms/dqn/#experiment-results)"
+CLEANRL_C51 = "[CleanRL c51.py docs](https://docs.cleanrl.dev/rl-algorithms/c51/#experiment-results)"
+CLEANRL_PPO = "[CleanRL ppo.py docs](https://docs.cleanrl.dev/rl-algorithms/ppo/#experiment-results)"
+ZOO = "[RL Baselines3 Zoo benchmark.md](https://github.com/DLR-RM/rl-baselines3-zoo/blob/master/benchmark.md)"
+SUTTON_BARTO = "[Sutton & Barto 2018](http://incompleteideas.net/book/the-book-2nd.html)"
+CLEANRL_500K = "500k steps, 3 seeds, mean of the last 100 training episodes, CleanRL's defaults"
+
+ZOO_RUN = "1 trained agent, deterministic evaluation over about 150k steps"
+
+
+def zoo(value: float, std: float, budget: str) -> Anchor:
+    return Anchor(value, ZOO, EVAL, f"{value:g} ± {std:g} over evaluation episodes; {budget} steps, {ZOO_RUN}")
+
+
+def cleanrl(source: str, value: float, std: float) -> Anchor:
+    return Anchor(value, source, TRAIN, f"{value:g} ± {std:g} over seeds; {CLEANRL_500K}")
+
+
+# (algo, env_id) -> the anchors of every row that runs that script on that env (whatever its budget: an anchor's
+# detail says at what budget it was published). CleanRL: docs at commit fe8d8a03; the Zoo: benchmark.md at 22e3ff24.
+ANCHORS = {
+    ("dqn", "CartPole-v1"): (cleanrl(CLEANRL_DQN, 488.69, 16.11), zoo(500.0, 0.0, "50k")),
+    ("dqn", "Acrobot-v1"): (cleanrl(CLEANRL_DQN, -91.54, 7.20), zoo(-76.639, 11.752, "100k")),
+    ("dqn", "MountainCar-v0"): (cleanrl(CLEANRL_DQN, -194.95, 8.48), zoo(-100.849, 9.925, "120k")),
+    ("c51", "CartPole-v1"): (cleanrl(CLEANRL_C51, 481.20, 20.53),),
+    ("c51", "Acrobot-v1"): (cleanrl(CLEANRL_C51, -87.70, 5.52),),
+    ("c51", "MountainCar-v0"): (cleanrl(CLEANRL_C51, -166.38, 27.94),),
+    ("qr_dqn", "CartPole-v1"): (zoo(500.0, 0.0, "50k"),),
+    ("qr_dqn", "Acrobot-v1"): (zoo(-69.135, 9.967, "100k"),),
+    ("qr_dqn", "MountainCar-v0"): (zoo(-106.042, 15.536, "120k"),),
+    ("ppo", "CartPole-v1"): (cleanrl(CLEANRL_PPO, 490.04, 6.12), zoo(500.0, 0.0, "100k")),
+    ("ppo", "Acrobot-v1"): (cleanrl(CLEANRL_PPO, -86.36, 1.32), zoo(-73.506, 18.201, "1M")),
+    ("ppo", "MountainCar-v0"): (cleanrl(CLEANRL_PPO, -200.0, 0.0), zoo(-110.423, 19.473, "1M")),
+    ("a2c", "CartPole-v1"): (zoo(500.0, 0.0, "500k"),),
+    ("a2c", "Acrobot-v1"): (zoo(-83.353, 17.213, "500k"),),
+    ("a2c", "MountainCar-v0"): (zoo(-111.263, 24.087, "1M"),),
+    ("trpo", "CartPole-v1"): (zoo(500.0, 0.0, "100k"),),
+    ("trpo", "Acrobot-v1"): (zoo(-83.114, 18.648, "100k"),),
+    ("trpo", "MountainCar-v0"): (zoo(-107.278, 13.231, "100k"),),
+    ("ppo_continuous", "Pendulum-v1"): (zoo(-172.225, 104.159, "100k"),),
+    ("a2c", "Pendulum-v1"): (zoo(-162.965, 103.210, "1M"),),
+    ("trpo", "Pendulum-v1"): (zoo(-174.631, 127.577, "100k"),),
+    ("ddpg", "Pendulum-v1"): (zoo(-152.099, 94.282, "20k"),),
+    ("td3", "Pendulum-v1"): (zoo(-151.855, 90.227, "20k"),),
+    ("sac", "Pendulum-v1"): (zoo(-156.995, 88.714, "20k"),),
+    ("ppo_continuous", "MountainCarContinuous-v0"): (zoo(88.343, 2.572, "20k"),),
+    ("a2c", "MountainCarContinuous-v0"): (zoo(91.166, 0.255, "100k"),),
+    ("trpo", "MountainCarContinuous-v0"): (zoo(92.489, 0.355, "50k"),),
+    ("ddpg", "MountainCarContinuous-v0"): (zoo(93.512, 0.048, "300k"),),
+    ("td3", "MountainCarContinuous-v0"): (zoo(93.483, 0.075, "300k"),),
+    ("sac", "MountainCarContinuous-v0"): (zoo(94.679, 1.134, "50k"),),
+}
+# Cliff Walking's greedy optimum: the 13-step path along the cliff's edge, -1 a step (Sutton & Barto, Example 6.6)
+for _name in ("q_learning", "sarsa", "expected_sarsa"):
+    ANCHORS[(_name, "CliffWalking-v1")] = (Anchor(-13.0, SUTTON_BARTO, EVAL, "the optimal path: 13 steps, -1 each"),)
+
+
+def anchors_of(algo: str, env_id: str) -> tuple:
+    return ANCHORS.get((algo, env_id), ())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Suites
+# ---------------------------------------------------------------------------------------------------------------------
+DISCRETE = ("dqn", "c51", "qr_dqn", "rainbow", "ppo", "reinforce", "a2c", "a3c", "trpo")
+TABULAR = ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")
+
+# Every script on its default env, with a budget that runs every code path in seconds (updates included). The tests'
+# smoke runs use these same arguments (tests/helpers.py reads them from here).
+SMOKE = tuple(
+    [Row(name, "CartPole-v1", 600, (1,), dict(learning_starts=200, batch_size=32)) for name in DISCRETE[:4]]
+    + [
+        Row("ppo", "CartPole-v1", 256, (1,), dict(num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2)),
+        # Pendulum's episodes last 200 steps: two rollouts of 128 steps per env finish one in each env
+        Row(
+            "ppo_continuous",
+            "Pendulum-v1",
+            512,
+            (1,),
+            dict(num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2),
+        ),
+    ]
+    + [Row(name, "Pendulum-v1", 600, (1,), dict(learning_starts=300, batch_size=32)) for name in ("ddpg", "td3", "sac")]
+    + [
+        # reinforce's batches are whole episodes: with one env, the budget ends exactly where it says
+        Row("reinforce", "CartPole-v1", 400, (1,), dict(num_envs=1)),
+        Row("a2c", "CartPole-v1", 400, (1,), dict(num_envs=2, num_steps=8)),
+        # one worker, so that a smoke run is bit-reproducible (with more, a3c's runs are not)
+        Row("a3c", "CartPole-v1", 400, (1,), dict(num_workers=1, num_steps=8)),
+        Row("trpo", "CartPole-v1", 256, (1,), dict(num_envs=2, num_steps=64, vf_epochs=2)),
+        # the exploration bot's default env (bandit-10) cannot render or go NaN: its smoke run uses Cliff Walking
+        Row("exploration_bot", "CliffWalking-v1", 5, (1,), dict(num_runs=1)),
+    ]
+    + [Row(name, "CliffWalking-v1", 5, (1,)) for name in ("q_learning", "sarsa", "expected_sarsa")]
+    + [Row("dyna_q", "dyna-maze", 5, (1,))]
+)
+SMOKE = tuple(Row(r.algo, r.env_id, r.budget, r.seeds, {**r.args, "eval_episodes": 2}) for r in SMOKE)
+
+# Every script on its default env at the budget its learning test uses (its defaults), 3 seeds.
+QUICK = tuple(
+    [Row(name, "CartPole-v1", 80_000) for name in DISCRETE[:4]]
+    + [Row("ppo", "CartPole-v1", 100_000), Row("ppo_continuous", "Pendulum-v1", 200_000)]
+    + [Row(name, "Pendulum-v1", 20_000) for name in ("ddpg", "td3", "sac")]
+    + [
+        Row("reinforce", "CartPole-v1", 250_000),
+        Row("a2c", "CartPole-v1", 300_000),
+        Row("a3c", "CartPole-v1", 300_000),
+        Row("trpo", "CartPole-v1", 100_000),
+        # the testbed's Figure 2.2 averages 2000 bandit problems (`num_runs`) of 1000 pulls each
+        Row("exploration_bot", "bandit-10", 1000),
+        Row("q_learning", "CliffWalking-v1", 500),
+        Row("sarsa", "CliffWalking-v1", 500),
+        Row("expected_sarsa", "CliffWalking-v1", 500),
+        Row("dyna_q", "dyna-maze", 50),
+    ]
+)
+
+# CleanRL's classic-control table: the discrete scripts on three envs at 500k steps. dqn.py and c51.py run at CleanRL's
+# classic-control hyperparameters, and so do qr_dqn.py and rainbow.py (which CleanRL does not have for these envs), so
+# that the family compares at one setting; ppo.py at CleanRL's ppo.py defaults; the other scripts at their defaults.
+CLEANRL_DQN_CLASSIC = dict(
+    learning_rate=2.5e-4,
+    anneal_lr=False,
+    buffer_size=10_000,
+    target_network_frequency=500,
+    batch_size=128,
+    start_e=1.0,
+    end_e=0.05,
+    exploration_fraction=0.5,
+    learning_starts=10_000,
+    train_frequency=10,
+    gradient_steps=1,
+)
+CLEANRL_PPO_CLASSIC = dict(
+    learning_rate=2.5e-4,
+    num_envs=4,
+    num_steps=128,
+    anneal_lr=True,
+    gamma=0.99,
+    gae_lambda=0.95,
+    num_minibatches=4,
+    update_epochs=4,
+    norm_adv=True,
+    clip_coef=0.2,
+    clip_vloss=True,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    max_grad_norm=0.5,
+)
+CLASSIC_ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
+CLASSIC_ARGS = {
+    "dqn": CLEANRL_DQN_CLASSIC,
+    "c51": CLEANRL_DQN_CLASSIC,
+    "qr_dqn": CLEANRL_DQN_CLASSIC,
+    "rainbow": CLEANRL_DQN_CLASSIC,
+    "ppo": CLEANRL_PPO_CLASSIC,
+}
+CLASSIC = tuple(
+    Row(name, env_id, 500_000, args=CLASSIC_ARGS.get(name, {})) for name in DISCRETE for env_id in CLASSIC_ENVS
+)
+
+# Rainbow's ablation on CartPole-v1 (Hessel et al. 2018, Figure 3, on a small env): the full agent against each
+# component switched off, at rainbow.py's defaults (80k steps, its learning test's budget).
+RAINBOW_COMPONENTS = ("double", "prioritized", "dueling", "distributional", "noisy")
+RAINBOW_ABLATION = tuple(
+    [Row("rainbow", "CartPole-v1", 80_000)]
+    + [Row("rainbow", "CartPole-v1", 80_000, args={c: False}, name=f"rainbow_no_{c}") for c in RAINBOW_COMPONENTS]
+    + [Row("rainbow", "CartPole-v1", 80_000, args={"n_step": 1}, name="rainbow_one_step")]
+)
+
+CONTINUOUS_ENVS = ("Pendulum-v1", "MountainCarContinuous-v0")
+# Pendulum-v1: the off-policy scripts' and ppo_continuous.py's learning-test budgets; the policy-gradient scripts at the
+# settings of benchmarks/POLICY_GRADIENT.md. MountainCarContinuous-v0 (a hard-exploration task): every script at its
+# defaults and 300k steps.
+PENDULUM = {
+    "ppo_continuous": (200_000, {}),
+    "ddpg": (20_000, {}),
+    "td3": (20_000, {}),
+    "sac": (20_000, {}),
+    "reinforce": (500_000, dict(gamma=0.9)),
+    "a2c": (1_000_000, dict(num_steps=8, gae_lambda=0.9, gamma=0.9, norm_adv=True)),
+    "a3c": (500_000, dict(num_steps=8, gae_lambda=0.9, gamma=0.9, norm_adv=True)),
+    "trpo": (100_000, dict(gamma=0.9, num_steps=1024, vf_epochs=15, vf_minibatches=16)),
+}
+CONTINUOUS = tuple(
+    [Row(name, "Pendulum-v1", budget, args=args) for name, (budget, args) in PENDULUM.items()]
+    + [Row(name, "MountainCarContinuous-v0", 300_000) for name in PENDULUM]
+)
+
+# MuJoCo at 1M steps: a cluster's work (the off-policy scripts run at 20 to 40 steps per second on one core here, so
+# hours a run). The settings of benchmarks/MUJOCO.md and POLICY_GRADIENT.md; ppo_continuous.py at CleanRL's MuJoCo
+# defaults.
+OFF_POLICY_MUJOCO = dict(learning_rate=3e-4, gamma=0.99, buffer_size=1_000_000)
+MUJOCO_ARGS = {
+    "ddpg": dict(**OFF_POLICY_MUJOCO, learning_starts=25_000, policy_frequency=2),
+    "td3": dict(**OFF_POLICY_MUJOCO, learning_starts=25_000),
+    "sac": dict(**OFF_POLICY_MUJOCO, learning_starts=5_000),
+    "ppo_continuous": dict(
+        num_envs=1, num_steps=2048, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, num_minibatches=32, clip_vloss=True
+    ),
+    "trpo": dict(num_steps=1024, gae_lambda=0.95, cg_iters=25, cg_damping=0.1, vf_minibatches=16),
+}
+MUJOCO = tuple(
+    Row(name, env_id, 1_000_000, args=args)
+    for name, args in MUJOCO_ARGS.items()
+    for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
+)
+
+# The tabular scripts on the book's and gymnasium's toy-text envs (episodes, not steps).
+TABULAR_SUITE = tuple(
+    [Row("exploration_bot", "bandit-10", 1000)]
+    + [Row(name, env_id, 500) for name in TABULAR[1:4] for env_id in ("CliffWalking-v1", "Taxi-v4")]
+    + [Row("q_learning", "FrozenLake-v1", 5000)]
+    + [Row("dyna_q", "dyna-maze", 50)]
+)
+
+SUITES = {
+    "smoke": SMOKE,
+    "quick": QUICK,
+    "classic": CLASSIC,
+    "rainbow_ablation": RAINBOW_ABLATION,
+    "continuous": CONTINUOUS,
+    "mujoco": MUJOCO,
+    "tabular": TABULAR_SUITE,
+    # maddpg.py and qmix.py (issue 6) add their rows here
+    "marl": (),
+}

@@ -1,0 +1,207 @@
+"""The benchmark harness: benchmarks/run.py (checking rows, resuming, reporting failures, the Ray backend) and
+benchmarks/report.py (aggregation over seeds against hand-computed numbers)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from helpers import REPO, run_dirs
+from torch.utils.tensorboard import SummaryWriter
+
+from benchmarks import report, run
+from benchmarks.suites import SMOKE, SUITES, Row
+
+SMOKE_ROWS = {row.algo: row for row in SMOKE}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# report.py: statistics
+# ---------------------------------------------------------------------------------------------------------------------
+def test_iqm_cuts_a_quarter_from_each_end():
+    assert report.iqm([3.0, 1.0, 2.0]) == 2.0  # 3 values: floor(3/4) = 0 cut, the plain mean
+    assert report.iqm([1.0, 2.0, 3.0, 4.0, 100.0]) == 3.0  # 5 values: one cut from each end, mean of 2, 3, 4
+    assert report.iqm([8, 1, 7, 2, 6, 3, 5, 4]) == 4.5  # 8 values: two cut from each end, mean of 3, 4, 5, 6
+
+
+def test_bootstrap_interval_by_hand():
+    # Values 0, 0, 3: a resample's mean is k, the number of times it drew the 3, Binomial(3, 1/3): P(0) = 8/27,
+    # P(1) = 12/27, P(2) = 6/27, P(3) = 1/27. The 2.5% quantile is 0 (8/27 >= 0.025); the CDF reaches 0.975 only
+    # at 3 (26/27 = 0.963 < 0.975).
+    assert report.bootstrap_ci([0.0, 0.0, 3.0]) == (0.0, 3.0)
+    # the same values everywhere: no spread
+    assert report.bootstrap_ci([5.0, 5.0, 5.0, 5.0]) == (5.0, 5.0)
+
+
+def test_bootstrap_interval_of_many_seeds_is_sampled_reproducibly():
+    values = np.arange(10.0)  # 10^10 resamples: too many to enumerate
+    low, high = report.bootstrap_ci(values)
+    assert (low, high) == report.bootstrap_ci(values)
+    # the IQM of 10 values is the mean of the middle 6 (4.5); a 95% interval of it over seeds lies well inside [0, 9]
+    assert 1.5 < low < report.iqm(values) < high < 7.5
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# report.py: synthetic run folders
+# ---------------------------------------------------------------------------------------------------------------------
+def write_fake_run(folder, seed: int, eval_return: float, train_returns, sps: float) -> None:
+    """What a finished run leaves: a run folder (TensorBoard episodes, summary.json) and the harness's run.json."""
+    run_dir = os.path.join(folder, f"seed_{seed}", f"CartPole-v1__dqn__{seed}__1700000000")
+    os.makedirs(run_dir)
+    writer = SummaryWriter(run_dir)
+    for step, value in enumerate(train_returns):
+        writer.add_scalar("charts/episodic_return", value, (step + 1) * 10)
+    writer.close()
+    summary = dict(algo="dqn", env_id="CartPole-v1", seed=seed, eval_return_mean=eval_return, sps=sps, wall_time_s=60.0)
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f)
+    with open(os.path.join(folder, f"seed_{seed}", "run.json"), "w") as f:
+        json.dump(dict(machine="test machine"), f)
+
+
+def test_report_aggregates_seeds_as_computed_by_hand(tmp_path):
+    row = Row("dqn", "CartPole-v1", 1000, seeds=(1, 2, 3, 4))  # seed 4 never ran
+    folder = tmp_path / "runs" / "fake" / "dqn" / "CartPole-v1"
+    for seed, eval_return in ((1, 100.0), (2, 100.0), (3, 400.0)):
+        # 50 early episodes at 0, then 100 at 10 × seed: the last 100 average 10, 20, 30
+        write_fake_run(folder, seed, eval_return, [0.0] * 50 + [10.0 * seed] * 100, sps=1000.0 * seed)
+    numbers = report.aggregate(report.read_row(str(tmp_path / "runs"), "fake", row))
+    assert numbers["seeds"] == 3
+    assert numbers["eval_mean"] == pytest.approx(200.0)
+    assert numbers["eval_std"] == pytest.approx(np.sqrt((100**2 + 100**2 + 200**2) / 3))  # ddof 0
+    assert numbers["train_mean"] == pytest.approx(20.0)
+    assert numbers["train_std"] == pytest.approx(np.sqrt(200 / 3))
+    assert numbers["iqm"] == pytest.approx(200.0)
+    assert numbers["ci"] == (100.0, 400.0)  # the 0, 0, 3 case above, times 100 plus 100
+    assert numbers["sps"] == pytest.approx(2000.0)
+
+    path = report.write_report("fake", str(tmp_path / "runs"), str(tmp_path / "results"), rows=(row,))
+    text = open(path).read()
+    line = next(line for line in text.splitlines() if line.startswith("| dqn | CartPole-v1"))
+    assert "3 of 4" in line and "200.0 ± 141.4" in line and "20.0 ± 8.2" in line and "200.0 [100.0, 400.0]" in line
+    # CleanRL's anchor (488.69, last 100 training episodes) against our 20.0; the Zoo's (500, evaluation) against 200
+    assert "-468.7 (last 100 train)" in line and "-300.0 (eval)" in line
+    assert "M1: test machine" in text
+    assert os.path.getsize(tmp_path / "results" / "fake" / "curves_CartPole-v1.png") > 0
+
+
+def test_report_lists_rows_that_did_not_run(tmp_path):
+    row = Row("c51", "Acrobot-v1", 500_000)
+    path = report.write_report("fake", str(tmp_path / "runs"), str(tmp_path / "results"), rows=(row,))
+    assert "| c51 | Acrobot-v1 | 500k steps | 0 of 3 | not run |" in open(path).read()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# run.py
+# ---------------------------------------------------------------------------------------------------------------------
+def test_every_suite_row_can_run():
+    """Every row of every suite names a script, arguments it has and an env it can make (run.py checks this before
+    running a suite, so a broken row would stop the whole benchmark)."""
+    problems = {(name, row.label, row.env_id): run.check_row(row) for name, rows in SUITES.items() for row in rows}
+    assert {key: problem for key, problem in problems.items() if problem} == {}
+
+
+def test_command_is_what_a_user_types():
+    row = Row("dqn", "CartPole-v1", 500_000, args=dict(learning_rate=2.5e-4, anneal_lr=False))
+    line = run.command(row, 2, "logs")
+    assert line[1:] == [
+        os.path.join("algos", "dqn.py"),
+        *("--env-id", "CartPole-v1", "--seed", "2", "--total-timesteps", "500000", "--exp-name", "dqn"),
+        *("--log-dir", "logs", "--learning-rate", "0.00025", "--no-anneal-lr"),
+    ]
+    assert "--total-episodes" in run.command(Row("sarsa", "CliffWalking-v1", 500), 1, "logs")
+
+
+def test_bad_rows_fail_before_anything_runs(tmp_path, capsys):
+    rows = (
+        Row("no_such_algo", "CartPole-v1", 1000),
+        Row("dqn", "NoSuchEnv-v0", 1000),
+        Row("dqn", "CartPole-v1", 1000, args=dict(no_such_argument=1)),
+        Row("dqn", "Pendulum-v1", 1000),
+        SMOKE_ROWS["q_learning"],
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        run.run_suite("bad", rows, str(tmp_path))
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "algos/no_such_algo.py does not exist" in message
+    assert "NoSuchEnv-v0" in message
+    assert "has no argument no_such_argument" in message
+    assert "needs a Discrete action space" in message
+    assert "q_learning" not in message  # the good row is fine, but does not run either
+    assert os.listdir(tmp_path) == []
+
+
+def test_unknown_suite_and_row_are_rejected(capsys):
+    for argv in (["--suite", "nosuchsuite"], ["--suite", "smoke", "--only", "nosuchrow"]):
+        with pytest.raises(SystemExit) as exit_info:
+            run.select_rows(run.tyro.cli(run.Args, args=argv))
+        assert exit_info.value.code == 2
+    assert "nosuchrow" in capsys.readouterr().err
+
+
+def test_a_failing_run_is_reported_and_the_status_is_nonzero(tmp_path, monkeypatch, capsys):
+    # the scripts' processes find the NaN-reward env of tests/fake_envs.py on their path
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([REPO, os.path.join(REPO, "tests")]))
+    nan_row = Row("sarsa", "fake_envs:NanRewardCliffWalking-v1", 50, (1,), dict(eval_episodes=2), name="sarsa_nan")
+    good_row = SMOKE_ROWS["q_learning"]
+    outcomes = run.run_suite("failing", (nan_row, good_row), str(tmp_path), workers=2)
+    assert run.report_failures(outcomes) == 1
+    err = capsys.readouterr().err
+    assert "FAILED sarsa_nan fake_envs:NanRewardCliffWalking-v1 seed 1" in err and "nan" in err.lower()
+    assert os.path.join(str(tmp_path), "failing", "sarsa_nan") in err  # the log's path
+    assert run.summary_path(os.path.join(str(tmp_path), "failing", "q_learning", "CliffWalking-v1", "seed_1"))
+    record = json.load(
+        open(
+            os.path.join(
+                str(tmp_path), "failing", "sarsa_nan", "fake_envs:NanRewardCliffWalking-v1", "seed_1", "run.json"
+            )
+        )
+    )
+    assert record["returncode"] == 1 and record["command"].startswith("python algos/sarsa.py")
+
+
+def test_resume_after_a_kill(tmp_path):
+    """Kill the benchmark while its second run is going: the finished run is kept, the killed one leaves no process and
+    no summary behind, and the next call runs only the killed one, from scratch."""
+    argv = [sys.executable, os.path.join(REPO, "benchmarks", "run.py"), "--suite", "smoke", "--only", "reinforce"]
+    argv += ["a2c", "--workers", "1", "--runs-dir", str(tmp_path)]
+    finished = os.path.join(str(tmp_path), "smoke", "reinforce", "CartPole-v1", "seed_1")
+    killed = os.path.join(str(tmp_path), "smoke", "a2c", "CartPole-v1", "seed_1")
+    harness = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not os.path.isdir(killed) and time.time() < deadline:
+        time.sleep(0.05)
+    assert run.summary_path(finished) and os.path.isdir(killed)
+    harness.send_signal(signal.SIGTERM)
+    assert harness.wait(timeout=60) == 130
+    assert "interrupted" in harness.stderr.read()
+    assert run.summary_path(killed) is None  # stopped mid-way
+    stale = run_dirs(killed)
+    # nothing of the killed run is left running
+    assert subprocess.run(["pgrep", "-f", f"--log-dir {killed}"], capture_output=True).stdout == b""
+    kept = run.summary_path(finished)
+    kept_mtime = os.path.getmtime(kept)
+
+    again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert run.summary_path(finished) == kept and os.path.getmtime(kept) == kept_mtime  # not run again
+    assert run.summary_path(killed) is not None  # re-run ...
+    assert not set(stale) & set(run_dirs(killed))  # ... from scratch: what the killed run left was removed
+
+
+def test_ray_backend_runs_the_smoke_suites_cheapest_rows(tmp_path):
+    pytest.importorskip("ray")
+    rows = (SMOKE_ROWS["q_learning"], SMOKE_ROWS["sarsa"])  # the two cheapest: a few seconds each
+    outcomes = run.run_suite("smoke", rows, str(tmp_path), backend="ray")
+    assert [outcome.returncode for _, outcome in outcomes] == [0, 0]
+    for row in rows:
+        folder = os.path.join(str(tmp_path), "smoke", row.algo, row.env_id, "seed_1")
+        summary = json.load(open(run.summary_path(folder)))
+        assert summary["algo"] == row.algo and summary["total_timesteps"] > 0
+        assert json.load(open(os.path.join(folder, "run.json")))["returncode"] == 0
+        assert os.path.isfile(os.path.join(folder, "output.log"))
