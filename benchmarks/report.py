@@ -14,6 +14,10 @@ half of the seeds' values (`floor(n/4)` cut from each end, as scipy.stats.trim_m
 the 2.5% and 97.5% quantiles (inverse of the empirical distribution function) of the IQM over resamples of the seeds
 with replacement: all n^n resamples when that is at most 50,000 (up to 6 seeds; exact, so the same every time), else
 20,000 random ones with a fixed seed.
+
+Beside the README, `seeds.json` keeps each seed's record: its final evaluation, last-100 training mean, SPS, wall time,
+machine, and its learning curve at 101 points. The raw runs are not committed; with their records, a report made later
+(or on another machine) keeps the seeds that ran before, and a seed whose run folder is present is read afresh from it.
 """
 
 import itertools
@@ -35,6 +39,8 @@ from benchmarks.suites import SUITES, TRAIN, anchors_of  # noqa: E402
 LAST_EPISODES = 100  # CleanRL's protocol: mean of the last 100 training episodes
 EXACT_BOOTSTRAP_LIMIT = 50_000
 BOOTSTRAP_SAMPLES = 20_000
+CURVE_POINTS = 101  # points of each seed's learning curve kept in seeds.json
+SEEDS_FILE = "seeds.json"
 
 
 @dataclass
@@ -90,25 +96,48 @@ def read_scalars(run_dir: str, tag: str) -> list:
     return [(event.step, event.value) for event in accumulator.Scalars(tag)]
 
 
+def smoothed_curve(steps: np.ndarray, returns: np.ndarray, points: int = CURVE_POINTS) -> tuple:
+    """A run's training return (the mean of its last 10 episodes) at `points` steps from 0 to its last episode's step;
+    None where no episode has finished yet."""
+    if len(steps) == 0:
+        return [], []
+    smooth = np.array([returns[max(0, i - 9) : i + 1].mean() for i in range(len(returns))])
+    grid = np.linspace(0, steps[-1], points)
+    index = np.searchsorted(steps, grid, side="right") - 1
+    values = [float(smooth[i]) if i >= 0 else None for i in index]
+    return [float(step) for step in grid], values
+
+
 def read_run(seed_folder: str) -> dict | None:
-    """A finished run under `{...}/seed_{seed}/`: its summary, run.json (if the harness wrote one) and training
-    episodes; None if it has not finished."""
+    """The record of a finished run under `{...}/seed_{seed}/`: the numbers the report needs from its summary.json,
+    the harness's run.json and its training episodes; None if it has not finished."""
     for entry in sorted(os.listdir(seed_folder)):
         run_dir = os.path.join(seed_folder, entry)
         if os.path.isfile(os.path.join(run_dir, "summary.json")):
             with open(os.path.join(run_dir, "summary.json")) as f:
                 summary = json.load(f)
-            record = {}
+            machine = "not recorded"
             if os.path.isfile(os.path.join(seed_folder, "run.json")):
                 with open(os.path.join(seed_folder, "run.json")) as f:
-                    record = json.load(f)
+                    machine = json.load(f).get("machine", machine)
             episodes = np.array(read_scalars(run_dir, "charts/episodic_return"), dtype=np.float64).reshape(-1, 2)
-            return dict(summary=summary, record=record, steps=episodes[:, 0], returns=episodes[:, 1])
+            steps, returns = episodes[:, 0], episodes[:, 1]
+            curve_steps, curve_returns = smoothed_curve(steps, returns)
+            return dict(
+                seed=summary["seed"],
+                eval_return_mean=summary["eval_return_mean"],
+                last_100_train=float(returns[-LAST_EPISODES:].mean()) if len(returns) else None,
+                sps=summary["sps"],
+                wall_time_s=summary["wall_time_s"],
+                machine=machine,
+                curve_steps=curve_steps,
+                curve_returns=curve_returns,
+            )
     return None
 
 
 def read_row(runs_dir: str, suite: str, row) -> list:
-    """The finished runs of one suite row, one per seed that finished."""
+    """The records of one suite row's finished runs, one per seed that finished."""
     folder = os.path.join(runs_dir, suite, row.label, row.env_id.replace("/", "-"))
     runs = []
     for seed in row.seeds:
@@ -118,13 +147,42 @@ def read_row(runs_dir: str, suite: str, row) -> list:
     return runs
 
 
+def read_saved(out: str) -> dict:
+    """The seed records of an earlier report (`{out}/seeds.json`), by (row label, env id, seed)."""
+    path = os.path.join(out, SEEDS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return {(record["label"], record["env_id"], record["seed"]): record for record in json.load(f)}
+
+
+def row_settings(row) -> dict:
+    """What a row runs beyond its script, env and seed: its budget and arguments (as they read back from JSON)."""
+    return json.loads(json.dumps(dict(budget=row.budget, **row.args)))
+
+
+def row_records(runs_dir: str, suite: str, row, saved: dict) -> list:
+    """One row's seed records: from its run folders, and, for a seed whose run folder is not here, from the earlier
+    report's seeds.json if that seed ran with the row's present budget and arguments."""
+    settings = row_settings(row)
+    on_disk = {record["seed"]: record for record in read_row(runs_dir, suite, row)}
+    records = []
+    for seed in row.seeds:
+        record = on_disk.get(seed)
+        if record is None and saved.get((row.label, row.env_id, seed), {}).get("settings") == settings:
+            record = saved[(row.label, row.env_id, seed)]
+        if record is not None:
+            records.append({"label": row.label, "env_id": row.env_id, "settings": settings, **record})
+    return records
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Aggregation over seeds
 # ---------------------------------------------------------------------------------------------------------------------
 def aggregate(runs: list) -> dict:
-    """One row's numbers over its seeds."""
-    evals = np.array([run["summary"]["eval_return_mean"] for run in runs])
-    last = np.array([run["returns"][-LAST_EPISODES:].mean() if len(run["returns"]) else np.nan for run in runs])
+    """One row's numbers over its seeds' records."""
+    evals = np.array([run["eval_return_mean"] for run in runs], dtype=np.float64)
+    last = np.array([np.nan if run["last_100_train"] is None else run["last_100_train"] for run in runs])
     low, high = bootstrap_ci(evals)
     return dict(
         seeds=len(runs),
@@ -134,23 +192,23 @@ def aggregate(runs: list) -> dict:
         train_std=float(last.std()),
         iqm=iqm(evals),
         ci=(low, high),
-        sps=float(np.mean([run["summary"]["sps"] for run in runs])),
-        wall_time_s=float(np.mean([run["summary"]["wall_time_s"] for run in runs])),
-        machines=sorted({run["record"].get("machine", "not recorded") for run in runs}),
+        sps=float(np.mean([run["sps"] for run in runs])),
+        wall_time_s=float(np.mean([run["wall_time_s"] for run in runs])),
+        machines=sorted({run["machine"] for run in runs}),
     )
 
 
-def learning_curve(runs: list, points: int = 100) -> tuple:
-    """Mean and standard deviation over seeds of each run's training return (the mean of its last 10 episodes at each
-    step), on a common grid of steps; NaN where a run has no episode yet."""
-    end = max(run["steps"][-1] for run in runs if len(run["steps"]))
+def learning_curve(runs: list, points: int = CURVE_POINTS) -> tuple:
+    """Mean and standard deviation over seeds of the runs' smoothed training returns (see smoothed_curve), on a common
+    grid of steps up to the longest run's last episode; NaN where no run has an episode yet."""
+    end = max((run["curve_steps"][-1] for run in runs if run["curve_steps"]), default=0.0)
     grid = np.linspace(0, end, points)
     curves = []
     for run in runs:
-        steps, returns = run["steps"], run["returns"]
-        smooth = np.array([returns[max(0, i - 9) : i + 1].mean() for i in range(len(returns))])
+        steps = np.asarray(run["curve_steps"], dtype=np.float64)
+        values = np.array([np.nan if value is None else value for value in run["curve_returns"]], dtype=np.float64)
         index = np.searchsorted(steps, grid, side="right") - 1
-        curves.append(np.where(index >= 0, smooth[np.maximum(index, 0)], np.nan))
+        curves.append(np.where(index >= 0, values[np.maximum(index, 0)] if len(values) else np.nan, np.nan))
     curves = np.array(curves)
     with warnings.catch_warnings():  # a step where no seed has an episode yet: NaN, as intended
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -210,6 +268,7 @@ def write_report(suite: str, runs_dir: str, results_dir: str, rows=None) -> str:
     rows = SUITES[suite] if rows is None else rows
     out = os.path.join(results_dir, suite)
     os.makedirs(out, exist_ok=True)
+    saved = read_saved(out)
     lines = [
         f"# Benchmark suite `{suite}`",
         "",
@@ -223,15 +282,18 @@ def write_report(suite: str, runs_dir: str, results_dir: str, rows=None) -> str:
         "protocol), mean ± std over seeds. IQM [95% CI]: interquartile mean of the final evals over seeds, with a "
         "bootstrap interval over seeds (see benchmarks/report.py). Ours − anchor: our number of the anchor's protocol "
         "minus the anchor. SPS and wall time: mean over seeds, on the machine named in the last column (see the list "
-        "below the table); runs ran side by side, one per core (run.py's pool).",
+        "below the table); runs ran side by side, one per core (run.py's pool). Each seed's numbers and learning "
+        f"curve are in [{SEEDS_FILE}]({SEEDS_FILE}); report.py keeps a seed from there when its run folder is not on "
+        "the machine that writes the report, so a table can be completed a row at a time.",
         "",
         "| algorithm | env | budget | seeds | final eval | last 100 train | IQM [95% CI] | anchor | ours − anchor "
         "| SPS | wall time | machine |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    machines, by_env = [], {}
+    machines, by_env, records = [], {}, []
     for row in rows:
-        runs = read_row(runs_dir, suite, row)
+        runs = row_records(runs_dir, suite, row, saved)
+        records += runs
         numbers = aggregate(runs) if runs else None
         anchor_text, difference = anchor_cells(row, numbers)
         if numbers is None:
@@ -271,6 +333,8 @@ def write_report(suite: str, runs_dir: str, results_dir: str, rows=None) -> str:
         name = f"curves_{env_id.replace('/', '-')}.png"
         plot_env(env_id, curves, os.path.join(out, name))
         lines += [f"![{env_id}]({name})", ""]
+    with open(os.path.join(out, SEEDS_FILE), "w") as f:
+        json.dump(records, f, indent=1)
     path = os.path.join(out, "README.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))

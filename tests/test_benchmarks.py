@@ -3,6 +3,7 @@ benchmarks/report.py (aggregation over seeds against hand-computed numbers)."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,32 @@ def test_report_aggregates_seeds_as_computed_by_hand(tmp_path):
     assert "-468.7 (last 100 train)" in line and "-300.0 (eval)" in line
     assert "M1: test machine" in text
     assert os.path.getsize(tmp_path / "results" / "fake" / "curves_CartPole-v1.png") > 0
+
+
+def test_report_keeps_the_saved_seeds_of_runs_that_are_gone(tmp_path):
+    """seeds.json carries each seed's numbers to the next report: a table survives the deletion of its raw runs, a run
+    folder that is present wins over the saved seed, and a seed saved with other arguments is not used."""
+    runs_dir, results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
+    row = Row("dqn", "CartPole-v1", 1000)
+    folder = tmp_path / "runs" / "fake" / "dqn" / "CartPole-v1"
+    for seed, eval_return in ((1, 100.0), (2, 300.0)):
+        write_fake_run(folder, seed, eval_return, [10.0 * seed] * 20, sps=1000.0)
+    path = report.write_report("fake", runs_dir, results_dir, rows=(row,))
+    first = open(path).read()
+    assert "| dqn | CartPole-v1 | 1000 steps | 2 of 3 | 200.0 ± 100.0 | 15.0 ± 5.0 |" in first
+    curves = (tmp_path / "results" / "fake" / "curves_CartPole-v1.png").read_bytes()
+
+    shutil.rmtree(tmp_path / "runs")
+    assert open(report.write_report("fake", runs_dir, results_dir, rows=(row,))).read() == first
+    assert (tmp_path / "results" / "fake" / "curves_CartPole-v1.png").read_bytes() == curves
+
+    write_fake_run(folder, 1, 500.0, [50.0] * 20, sps=1000.0)  # seed 1 again, with other numbers: the run wins
+    text = open(report.write_report("fake", runs_dir, results_dir, rows=(row,))).read()
+    assert "| 2 of 3 | 400.0 ± 100.0 | 35.0 ± 15.0 |" in text
+
+    other = Row("dqn", "CartPole-v1", 1000, args=dict(learning_rate=1e-3))  # seed 2 was saved with other settings
+    text = open(report.write_report("fake", runs_dir, results_dir, rows=(other,))).read()
+    assert "| 1 of 3 | 500.0 ± 0.0 | 50.0 ± 0.0 |" in text
 
 
 def test_report_lists_rows_that_did_not_run(tmp_path):
