@@ -34,7 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from benchmarks.suites import SUITES, TRAIN, anchors_of  # noqa: E402
+from benchmarks.suites import EPISODE_BUDGET, SUITES, TRAIN, anchors_of  # noqa: E402
 
 LAST_EPISODES = 100  # CleanRL's protocol: mean of the last 100 training episodes
 EXACT_BOOTSTRAP_LIMIT = 50_000
@@ -219,7 +219,7 @@ def learning_curve(runs: list, points: int = CURVE_POINTS) -> tuple:
 # Writing the report
 # ---------------------------------------------------------------------------------------------------------------------
 def budget_text(row) -> str:
-    unit = "episodes" if row.algo in ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q") else "steps"
+    unit = "episodes" if row.algo in EPISODE_BUDGET else "steps"
     value = f"{row.budget // 1000}k" if row.budget >= 10_000 and row.budget % 1000 == 0 else str(row.budget)
     return f"{value} {unit}"
 

@@ -93,9 +93,13 @@ def load_algo(algo: str):
 
 
 def budget_field(algo_args_class) -> str:
-    """The tabular scripts count episodes, the others env steps."""
+    """The tabular scripts count episodes, the learners env steps, and a planner that learns nothing (mcts.py) the
+    episodes it plays."""
     names = {f.name for f in dataclasses.fields(algo_args_class)}
-    return "total_episodes" if "total_episodes" in names else "total_timesteps"
+    for name in ("total_episodes", "total_timesteps"):
+        if name in names:
+            return name
+    return "eval_episodes"
 
 
 def flag(name: str, value) -> list:

@@ -3,8 +3,8 @@ published numbers ("anchors") each row is compared with. benchmarks/run.py runs 
 tabulates it. A new script joins a suite by a row here, not by code.
 
 A row's `args` are the script's Args fields (Python names, as in `Args(**args)`); run.py turns them into the command
-line a user would type (`--learning-rate 0.00025`, `--no-anneal-lr`). The budget is `--total-timesteps`, or
-`--total-episodes` for the tabular scripts.
+line a user would type (`--learning-rate 0.00025`, `--no-anneal-lr`). The budget is `--total-timesteps`,
+`--total-episodes` for the tabular scripts, or `--eval-episodes` for mcts.py, which learns nothing and only plays.
 
 Anchor protocols: "train" is the mean return of the last 100 training episodes (CleanRL's tables: episodic returns
 of the exploring policy, averaged over seeds); "eval" is the mean return of evaluation episodes of the final policy
@@ -30,7 +30,7 @@ class Anchor:
 class Row:
     algo: str  # the script, algos/<algo>.py
     env_id: str
-    budget: int  # env steps (`--total-timesteps`), or episodes (`--total-episodes`) for the tabular scripts
+    budget: int  # env steps (`--total-timesteps`); episodes for the tabular scripts and the planner (EPISODE_BUDGET)
     seeds: tuple = (1, 2, 3)
     args: dict = field(default_factory=dict)  # more Args fields, by their Python names
     name: str = ""  # the row's label (and `--exp-name`) when one script runs with several settings; default: algo
@@ -109,6 +109,8 @@ def anchors_of(algo: str, env_id: str) -> tuple:
 # ---------------------------------------------------------------------------------------------------------------------
 DISCRETE = ("dqn", "c51", "qr_dqn", "rainbow", "ppo", "reinforce", "a2c", "a3c", "trpo")
 TABULAR = ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")
+PLANNERS = ("mcts",)  # they learn nothing: their budget is the episodes they play, their evaluation
+EPISODE_BUDGET = TABULAR + PLANNERS
 
 # Every script on its default env, with a budget that runs every code path in seconds (updates included). The tests'
 # smoke runs use these same arguments (tests/helpers.py reads them from here).
@@ -138,8 +140,12 @@ SMOKE = tuple(
     ]
     + [Row(name, "CliffWalking-v1", 5, (1,)) for name in ("q_learning", "sarsa", "expected_sarsa")]
     + [Row("dyna_q", "dyna-maze", 5, (1,))]
+    + [Row("mcts", "CartPole-v1", 2, (1,), dict(num_simulations=4, rollout_depth=5))]
 )
-SMOKE = tuple(Row(r.algo, r.env_id, r.budget, r.seeds, {**r.args, "eval_episodes": 2}) for r in SMOKE)
+# two evaluation episodes each (a planner's budget is its evaluation episodes already)
+SMOKE = tuple(
+    r if r.algo in PLANNERS else Row(r.algo, r.env_id, r.budget, r.seeds, {**r.args, "eval_episodes": 2}) for r in SMOKE
+)
 
 # Every script on its default env at the budget its learning test uses (its defaults), 3 seeds.
 QUICK = tuple(
@@ -157,6 +163,10 @@ QUICK = tuple(
         Row("sarsa", "CliffWalking-v1", 500),
         Row("expected_sarsa", "CliffWalking-v1", 500),
         Row("dyna_q", "dyna-maze", 50),
+        # MCTS plays: CartPole with 100 simulations a move, tic-tac-toe with 1000 against each opponent
+        Row("mcts", "CartPole-v1", 10),
+        Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="random"), name="mcts_vs_random"),
+        Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="minimax"), name="mcts_vs_minimax"),
     ]
 )
 

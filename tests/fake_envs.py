@@ -61,3 +61,11 @@ if "RaisingCartPole-v1" not in gym.registry:
     gym.register("RaisingCartPole-v1", entry_point=RaisingEnv, max_episode_steps=500)
 if "MultiDiscreteCartPole-v1" not in gym.registry:
     gym.register("MultiDiscreteCartPole-v1", entry_point=MultiDiscreteActionEnv, max_episode_steps=500)
+# FrozenLake without the slippery ice: every move goes where it points (mcts.py must reach the goal every time)
+if "DeterministicFrozenLake-v1" not in gym.registry:
+    gym.register(
+        "DeterministicFrozenLake-v1",
+        entry_point="gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
+        kwargs={"is_slippery": False},
+        max_episode_steps=100,
+    )

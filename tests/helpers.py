@@ -9,7 +9,7 @@ import numpy as np
 
 from benchmarks.report import read_scalars  # noqa: F401 (the tests read TensorBoard logs as report.py does)
 from benchmarks.run import budget_field, load_algo
-from benchmarks.suites import SMOKE
+from benchmarks.suites import PLANNERS, SMOKE  # noqa: F401 (PLANNERS: the scripts that learn nothing)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALGO_FILES = sorted(
@@ -22,7 +22,7 @@ ALGO_FILES = sorted(
 SMOKE_ARGS = {
     row.algo: {**row.args, "env_id": row.env_id, budget_field(load_algo(row.algo).Args): row.budget} for row in SMOKE
 }
-# The tabular scripts' budget is `total_episodes`; the others' `total_timesteps`.
+# The tabular scripts' budget is `total_episodes`, the planner's `eval_episodes`; the others' `total_timesteps`.
 BUDGET = {name: budget_field(load_algo(name).Args) for name in SMOKE_ARGS}
 
 # Per script: an env whose action space it cannot handle, and what its error message says instead (the script that fits;
@@ -35,6 +35,7 @@ WRONG_SPACE = {
     "ddpg": ("CartPole-v1", "dqn.py"),
     "td3": ("CartPole-v1", "dqn.py"),
     "sac": ("CartPole-v1", "dqn.py"),
+    "mcts": ("Pendulum-v1", "ppo_continuous.py"),
     **{
         name: ("Pendulum-v1", "ppo_continuous.py")
         for name in ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")
