@@ -34,7 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from benchmarks.suites import EPISODE_BUDGET, SUITES, TRAIN, anchors_of  # noqa: E402
+from benchmarks.suites import EPISODE_BUDGET, NOTES, SUITES, TRAIN, anchors_of  # noqa: E402
 
 LAST_EPISODES = 100  # CleanRL's protocol: mean of the last 100 training episodes
 EXACT_BOOTSTRAP_LIMIT = 50_000
@@ -277,6 +277,7 @@ def write_report(suite: str, runs_dir: str, results_dir: str, rows=None) -> str:
         f"    python benchmarks/run.py --suite {suite}",
         f"    python benchmarks/report.py --suite {suite}",
         "",
+        *([NOTES[suite], ""] if suite in NOTES else []),
         "Final eval: `eval_return_mean` of each seed's summary.json (greedy or deterministic episodes of the final "
         "policy), mean ± std over seeds. Last 100 train: mean return of the last 100 training episodes (CleanRL's "
         "protocol), mean ± std over seeds. IQM [95% CI]: interquartile mean of the final evals over seeds, with a "

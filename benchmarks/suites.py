@@ -269,6 +269,15 @@ TABULAR_SUITE = tuple(
     + [Row("dyna_q", "dyna-maze", 50)]
 )
 
+# What a reader of a suite's table needs to know beyond it (report.py prints it under the table's heading)
+NOTES = {
+    "classic": "Rows marked not run ran in an earlier session: their table is in git "
+    "(`git show 6ccfd56:benchmarks/results/classic/README.md`; rainbow's rows and most of a3c's were missing then). "
+    "Their raw runs were lost with that machine before report.py kept seeds.json, so they must run again "
+    "(`python benchmarks/run.py --suite classic --workers 2` runs only what is missing: about 2 hours on 2 cores). "
+    "Rainbow's SPS are low: for about half of their time, other work shared the two cores with its two runs.",
+}
+
 SUITES = {
     "smoke": SMOKE,
     "quick": QUICK,
