@@ -21,6 +21,7 @@ run folder back to the driver, which writes it where the local backend would. Ra
 
 import contextlib
 import dataclasses
+import fcntl
 import importlib
 import importlib.metadata
 import io
@@ -407,15 +408,32 @@ def run_suite(
     problems = [f"  {row.label} on {row.env_id}: {problem}" for row in rows if (problem := check_row(row))]
     if problems:
         fail(f"suite {suite} has rows that cannot run (nothing was run):\n" + "\n".join(problems))
-    runs = plan(suite, rows, runs_dir)
-    todo = [run for run in runs if summary_path(run.folder) is None]
-    for run in todo:  # what a crashed or killed run left behind
-        shutil.rmtree(run.folder, ignore_errors=True)
-    progress = Progress(suite, len(runs), len(runs) - len(todo))
-    progress.print()
-    if backend == "ray":
-        return run_ray(todo, ray_address, time_limit_s, progress)
-    return run_local(todo, workers, time_limit_s, progress)
+    with suite_lock(runs_dir, suite):
+        runs = plan(suite, rows, runs_dir)
+        todo = [run for run in runs if summary_path(run.folder) is None]
+        for run in todo:  # what a crashed or killed run left behind
+            shutil.rmtree(run.folder, ignore_errors=True)
+        progress = Progress(suite, len(runs), len(runs) - len(todo))
+        progress.print()
+        if backend == "ray":
+            return run_ray(todo, ray_address, time_limit_s, progress)
+        return run_local(todo, workers, time_limit_s, progress)
+
+
+@contextlib.contextmanager
+def suite_lock(runs_dir: str, suite: str):
+    """Hold `{runs_dir}/{suite}/.lock` while the suite runs: a second run.py on the same suite would take the first
+    one's unfinished runs for crashed ones and remove them. The lock goes with the process, however it ends."""
+    os.makedirs(os.path.join(runs_dir, suite), exist_ok=True)
+    with open(os.path.join(runs_dir, suite, ".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fail(
+                f"another run.py is running suite {suite} in {runs_dir}; wait for it, or stop it (its finished runs "
+                "are kept)"
+            )
+        yield
 
 
 def report_failures(outcomes: list) -> int:

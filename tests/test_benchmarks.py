@@ -1,6 +1,7 @@
 """The benchmark harness: benchmarks/run.py (checking rows, resuming, reporting failures, the Ray backend) and
 benchmarks/report.py (aggregation over seeds against hand-computed numbers)."""
 
+import fcntl
 import json
 import os
 import shutil
@@ -190,6 +191,22 @@ def test_a_failing_run_is_reported_and_the_status_is_nonzero(tmp_path, monkeypat
         )
     )
     assert record["returncode"] == 1 and record["command"].startswith("python algos/sarsa.py")
+
+
+def test_a_second_harness_on_the_same_suite_is_refused(tmp_path, capsys):
+    """Two run.py on one suite would each take the other's unfinished runs for crashed ones and remove them."""
+    os.makedirs(tmp_path / "smoke")
+    with open(tmp_path / "smoke" / ".lock", "w") as held:  # what a running run.py holds
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(SystemExit) as exit_info:
+            run.run_suite("smoke", (SMOKE_ROWS["q_learning"],), str(tmp_path))
+    assert exit_info.value.code == 2
+    assert "another run.py is running suite smoke" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "smoke") == [".lock"]  # nothing ran
+    # once the lock is free, the suite runs
+    assert [
+        outcome.returncode for _, outcome in run.run_suite("smoke", (SMOKE_ROWS["q_learning"],), str(tmp_path))
+    ] == [0]
 
 
 def test_resume_after_a_kill(tmp_path):
