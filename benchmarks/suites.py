@@ -141,6 +141,9 @@ SMOKE = tuple(
     + [Row(name, "CliffWalking-v1", 5, (1,)) for name in ("q_learning", "sarsa", "expected_sarsa")]
     + [Row("dyna_q", "dyna-maze", 5, (1,))]
     + [Row("mcts", "CartPole-v1", 2, (1,), dict(num_simulations=4, rollout_depth=5))]
+    # 12 episodes of 25 steps: the last 8 train (and the buffers wrap); the periodic evaluation runs in its own test
+    + [Row("qmix", "simple_spread_v3", 300, (1,), dict(learning_starts=100, batch_size=4, buffer_size=8))]
+    + [Row("maddpg", "simple_spread_v3", 300, (1,), dict(learning_starts=100, batch_size=32, train_frequency=25))]
 )
 # two evaluation episodes each (a planner's budget is its evaluation episodes already)
 SMOKE = tuple(
@@ -167,6 +170,9 @@ QUICK = tuple(
         Row("mcts", "CartPole-v1", 10),
         Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="random"), name="mcts_vs_random"),
         Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="minimax"), name="mcts_vs_minimax"),
+        # the multi-agent learning tests' budgets and their 100 greedy evaluation episodes
+        Row("qmix", "simple_spread_v3", 200_000, args=dict(eval_episodes=100)),
+        Row("maddpg", "simple_spread_v3", 150_000, args=dict(eval_episodes=100)),
     ]
 )
 
@@ -269,6 +275,15 @@ TABULAR_SUITE = tuple(
     + [Row("dyna_q", "dyna-maze", 50)]
 )
 
+# The multi-agent scripts at 1M steps on simple_spread (both) and simple_adversary (maddpg, a mixed task: read its
+# per-agent returns), and qmix on Level-Based Foraging at 2M steps. Team returns throughout (the sum over agents).
+MARL = (
+    Row("qmix", "simple_spread_v3", 1_000_000, args=dict(eval_episodes=100)),
+    Row("maddpg", "simple_spread_v3", 1_000_000, args=dict(eval_episodes=100)),
+    Row("maddpg", "simple_adversary_v3", 1_000_000, args=dict(eval_episodes=100)),
+    Row("qmix", "Foraging-8x8-2p-3f-v3", 2_000_000, args=dict(eval_episodes=100)),
+)
+
 # What a reader of a suite's table needs to know beyond it (report.py prints it under the table's heading)
 NOTES = {
     "classic": "Rows marked not run ran in an earlier session: their table is in git "
@@ -291,6 +306,5 @@ SUITES = {
     "continuous": CONTINUOUS,
     "mujoco": MUJOCO,
     "tabular": TABULAR_SUITE,
-    # maddpg.py and qmix.py (issue 6) add their rows here
-    "marl": (),
+    "marl": MARL,
 }

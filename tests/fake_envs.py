@@ -3,6 +3,7 @@ or A3C's spawned workers) makes them by the id "fake_envs:<name>", which imports
 the path of both)."""
 
 import gymnasium as gym
+import numpy as np
 
 
 class NanRewardEnv(gym.Wrapper):
@@ -44,6 +45,42 @@ class MultiDiscreteActionEnv(gym.Wrapper):
         return self.env.step(int(action[0]))
 
 
+class NanRewardTupleEnv(gym.Wrapper):
+    """A multi-agent env with a Tuple entry per agent (Level-Based Foraging) whose rewards turn NaN after `nan_after`
+    steps: a stand-in for a diverging multi-agent run."""
+
+    def __init__(self, env_id: str = "Foraging-8x8-2p-3f-v3", nan_after: int = 120):
+        import lbforaging  # noqa: F401  (registers the Foraging-* ids)
+
+        super().__init__(gym.make(env_id, disable_env_checker=True))
+        self.steps, self.nan_after = 0, nan_after
+
+    def step(self, action):
+        obs, rewards, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        if self.steps > self.nan_after:
+            rewards = [float("nan")] * len(rewards)
+        return obs, rewards, terminated, truncated, info
+
+
+class TwoPendulums(gym.Env):
+    """Two Pendulums side by side, one Tuple entry per agent with Box actions: a multi-agent env with continuous
+    actions (which qmix.py cannot handle), rewards as a list."""
+
+    def __init__(self):
+        self.pendulums = [gym.make("Pendulum-v1").unwrapped for _ in range(2)]
+        self.observation_space = gym.spaces.Tuple([p.observation_space for p in self.pendulums])
+        self.action_space = gym.spaces.Tuple([p.action_space for p in self.pendulums])
+
+    def reset(self, seed=None, options=None):
+        seeds = [None, None] if seed is None else [seed, seed + 1]
+        return tuple(p.reset(seed=s)[0] for p, s in zip(self.pendulums, seeds, strict=True)), {}
+
+    def step(self, action):
+        steps = [p.step(np.asarray(a)) for p, a in zip(self.pendulums, action, strict=True)]
+        return tuple(s[0] for s in steps), [float(s[1]) for s in steps], False, False, {}
+
+
 # NaN after the first episodes have been logged (Pendulum's episodes last 200 steps; Cliff Walking's are cut at 100)
 for _env_id, _nan_after, _max_steps in (
     ("CartPole-v1", 50, 500),
@@ -57,6 +94,11 @@ for _env_id, _nan_after, _max_steps in (
             kwargs={"env_id": _env_id, "nan_after": _nan_after},
             max_episode_steps=_max_steps,
         )
+# Level-Based Foraging's episodes last at most 50 steps: NaN after the first two have been logged
+if "NanRewardForaging-8x8-2p-3f-v3" not in gym.registry:
+    gym.register("NanRewardForaging-8x8-2p-3f-v3", entry_point=NanRewardTupleEnv, max_episode_steps=50)
+if "TwoPendulums-v0" not in gym.registry:
+    gym.register("TwoPendulums-v0", entry_point=TwoPendulums, max_episode_steps=200)
 if "RaisingCartPole-v1" not in gym.registry:
     gym.register("RaisingCartPole-v1", entry_point=RaisingEnv, max_episode_steps=500)
 if "MultiDiscreteCartPole-v1" not in gym.registry:

@@ -36,6 +36,8 @@ WRONG_SPACE = {
     "td3": ("CartPole-v1", "dqn.py"),
     "sac": ("CartPole-v1", "dqn.py"),
     "mcts": ("Pendulum-v1", "ppo_continuous.py"),
+    "qmix": ("fake_envs:TwoPendulums-v0", "maddpg.py"),
+    "maddpg": ("Pendulum-v1", "ddpg.py"),
     **{
         name: ("Pendulum-v1", "ppo_continuous.py")
         for name in ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")

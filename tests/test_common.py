@@ -27,11 +27,14 @@ ALGOS = sorted(SMOKE_ARGS)
 LEARNERS = [name for name in ALGOS if name not in PLANNERS]  # the scripts that train: they log losses, save models
 # Per script: an env of its spaces whose rewards turn NaN (tests/fake_envs.py; dyna-maze is not in gymnasium's
 # registry, so dyna_q uses Cliff Walking's; A3C's workers are other processes, which import the module by the id;
-# mcts.py's first CartPole episode may outlast the 50 steps before the NaN, while Cliff Walking's are cut at 100).
+# mcts.py's first CartPole episode may outlast the 50 steps before the NaN, while Cliff Walking's are cut at 100; the
+# multi-agent scripts' smoke env, an mpe2 one, is not a gymnasium env: they use Level-Based Foraging's, which is).
 NAN_ENV = {name: f"NanReward{smoke_env_id(name)}" for name in ALGOS} | {
     "dyna_q": "NanRewardCliffWalking-v1",
     "a3c": "fake_envs:NanRewardCartPole-v1",
     "mcts": "NanRewardCliffWalking-v1",
+    "qmix": "NanRewardForaging-8x8-2p-3f-v3",
+    "maddpg": "NanRewardForaging-8x8-2p-3f-v3",
 }
 
 

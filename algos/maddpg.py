@@ -1,0 +1,685 @@
+"""MADDPG: multi-agent deep deterministic policy gradient.
+
+Lowe et al. (2017), "Multi-Agent Actor-Critic for Mixed Cooperative-Competitive Environments", NeurIPS.
+Centralised training, decentralised execution: each agent i has an actor μ_i(o_i) that sees only its own observation,
+and a critic Q_i(o_1, …, o_N, a_1, …, a_N) that sees every agent's observation and action, so that the other agents'
+changing policies are part of its input rather than unexplained noise. Critic i is regressed onto
+y_i = r_i + γ (1 − terminated) Q_i'(o', μ_1'(o_1'), …, μ_N'(o_N')) with target networks trailing by Polyak averaging,
+and actor i follows ∇_{a_i} Q_i(o, a_1, …, a_i = μ_i(o_i), …, a_N), the other agents' actions taken from the replay
+buffer. Each agent learns from its own reward r_i, so mixed cooperative-competitive tasks (simple_adversary) work.
+A time limit is not a termination: the critic target bootstraps from the observations an episode was cut off in.
+
+Actions:
+- Discrete (the default): the actor outputs logits, and an action is a straight-through Gumbel-softmax sample. With
+  Gumbel noise g ~ Gumbel(0, 1), y = softmax((logits + g) / temperature) is a relaxed (differentiable) sample of the
+  categorical distribution softmax(logits), and its argmax is an exact sample. The straight-through sample is the
+  one-hot of that argmax in the forward pass (what the env and the critics see) while its gradient is the gradient of
+  y, which lets the critic's action gradient reach the logits. The agents explore by these samples and act greedily
+  (argmax of the logits) in evaluation.
+- Continuous (`--continuous-actions`, MPE's Box(0, 1) forces): deterministic actors (tanh, rescaled to the action
+  bounds) plus Gaussian exploration noise, as in DDPG.
+`--share-parameters` gives all agents one actor and one critic, told apart by a one-hot agent id (agents' observations
+are zero-padded to the largest; their action spaces must be alike).
+
+Returns: `charts/episodic_return` and `eval/episodic_return` are the team return, the sum over agents of their
+rewards (summed over the episode's steps), as EPyMARL reports it; each agent's own return is logged as
+`charts/episodic_return_<agent>`, which is the number to read in a competitive task (in simple_adversary the team
+return mixes the adversary's reward with the good agents'). A greedy evaluation of `eval_episodes` episodes runs
+every `eval_frequency` env steps and once at the end; each of its episodes is logged as `eval/episodic_return` at the
+step it ran after (the final evaluation at the last step), so the curve shows the greedy policy as it trains.
+
+Envs (`--env-id`): the Multi-Particle Environments of the `mpe2` package by module name, through PettingZoo's
+parallel API: `simple_spread_v3` (3 cooperating agents cover 3 landmarks; the default; the defaults are tuned on it),
+`simple_adversary_v3` (2 agents and an adversary), `simple_speaker_listener_v4` (a speaker that only talks and a
+listener that only moves); and gymnasium envs with a Tuple entry per agent such as Level-Based Foraging
+(`Foraging-8x8-2p-3f-v3`), behind the same parallel API by the adapter `TupleParallelEnv`.
+Run: python algos/maddpg.py --env-id simple_spread_v3
+"""
+
+# Imports
+import collections
+import importlib
+import importlib.util
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import NoReturn
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+import tyro
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+
+# Arguments
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (prefix of the run folder)"""
+    seed: int = 1
+    """seed of python, numpy, torch and the envs"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """use CUDA when it is available (else CPU, silently)"""
+    track: bool = False
+    """log to Weights & Biases, syncing TensorBoard (WANDB_MODE=offline works without an account)"""
+    wandb_project_name: str = "rl-reference"
+    """the W&B project name"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of training episodes and of the final evaluation episodes into the run folder"""
+    save_model: bool = False
+    """write the trained weights to `{run folder}/{exp_name}.pt`"""
+    checkpoint: str | None = None
+    """path of a saved model: load it and only evaluate"""
+    log_dir: str = "runs"
+    """parent folder of the run folder"""
+
+    # Algorithm specific arguments
+    env_id: str = "simple_spread_v3"
+    """an mpe2 module name or a gymnasium id with one Tuple entry per agent (defaults tuned on simple_spread_v3)"""
+    total_timesteps: int = 150_000
+    """env steps (one step: every agent acts once)"""
+    eval_episodes: int = 10
+    """episodes of each greedy evaluation"""
+    eval_frequency: int = 10_000
+    """env steps between greedy evaluations during training"""
+    continuous_actions: bool = False
+    """MPE's continuous actions (deterministic actors, Gaussian noise) instead of its Discrete ones (Gumbel-softmax)"""
+    share_parameters: bool = False
+    """one actor and one critic for all agents, with a one-hot agent id in their inputs"""
+    learning_rate: float = 1e-2
+    """the Adam learning rate of actors and critics"""
+    buffer_size: int = 1_000_000
+    """the replay buffer capacity, in env steps"""
+    batch_size: int = 1024
+    """the minibatch size sampled from the replay buffer"""
+    gamma: float = 0.95
+    """the discount factor γ"""
+    tau: float = 0.01
+    """the target networks' Polyak averaging rate"""
+    learning_starts: int = 25_600
+    """env steps of random play before the first gradient step"""
+    train_frequency: int = 100
+    """env steps between training rounds"""
+    gradient_steps: int = 1
+    """gradient steps in each training round (each updates every agent's critic, then its actor)"""
+    hidden_dim: int = 64
+    """width of the actors and critics"""
+    exploration_noise: float = 0.1
+    """continuous actions: the standard deviation of the Gaussian exploration noise, in half-ranges of the bounds"""
+    gumbel_temperature: float = 1.0
+    """discrete actions: the temperature of the Gumbel-softmax relaxation"""
+    policy_regularization: float = 1e-3
+    """weight of the squared actor outputs (logits, or pre-tanh actions) added to the actor loss"""
+    max_grad_norm: float = 0.5
+    """the maximum norm of each network's gradients"""
+
+
+# Environment, networks, replay buffer and the algorithm's math
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
+    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+class TupleParallelEnv:
+    """A gymnasium env with one Tuple entry per agent (observations, actions; rewards as a list), such as Level-Based
+    Foraging, behind PettingZoo's parallel API. The global state is the agents' observations concatenated."""
+
+    def __init__(self, env: gym.Env):
+        self.env = env
+        multi_agent = isinstance(env.action_space, gym.spaces.Tuple)  # check_args turns away envs that are not
+        self.possible_agents = [f"agent_{i}" for i in range(len(env.action_space))] if multi_agent else []
+        self.agents: list = []
+        self.max_episode_steps = env.spec.max_episode_steps or getattr(env.unwrapped, "_max_episode_steps", None)
+
+    def observation_space(self, agent: str):
+        return self.env.observation_space[self.possible_agents.index(agent)]
+
+    def action_space(self, agent: str):
+        return self.env.action_space[self.possible_agents.index(agent)]
+
+    def reset(self, seed: int | None = None):
+        obs, _ = self.env.reset(seed=seed)
+        self.agents, self.last_obs = list(self.possible_agents), obs
+        return dict(zip(self.agents, obs, strict=True)), {agent: {} for agent in self.agents}
+
+    def step(self, actions: dict):
+        obs, rewards, terminated, truncated, _ = self.env.step(tuple(actions[agent] for agent in self.possible_agents))
+        field = getattr(self.env.unwrapped, "field", None)
+        if terminated and field is not None and field.sum() > 0:
+            # Level-Based Foraging reports its time limit as a termination: with food left, the episode was cut short
+            terminated, truncated = False, True
+        self.last_obs = obs
+        agents = self.possible_agents
+        result = (
+            dict(zip(agents, obs, strict=True)),
+            dict(zip(agents, (float(r) for r in rewards), strict=True)),
+            {agent: bool(terminated) for agent in agents},
+            {agent: bool(truncated) for agent in agents},
+            {agent: {} for agent in agents},
+        )
+        if terminated or truncated:
+            self.agents = []
+        return result
+
+    def state(self) -> np.ndarray:
+        return np.concatenate([np.asarray(o, dtype=np.float32).ravel() for o in self.last_obs])
+
+    def render(self):
+        return self.env.render()
+
+    def close(self):
+        self.env.close()
+
+
+def is_mpe(env_id: str) -> bool:
+    return env_id.isidentifier() and importlib.util.find_spec(f"mpe2.{env_id}") is not None
+
+
+def make_env(env_id: str, continuous_actions: bool, render: bool = False):
+    """A PettingZoo parallel env: an mpe2 module by name, else a gymnasium env with a Tuple entry per agent."""
+    if is_mpe(env_id):
+        module = importlib.import_module(f"mpe2.{env_id}")
+        return module.parallel_env(continuous_actions=continuous_actions, render_mode="rgb_array" if render else None)
+    import lbforaging  # noqa: F401  (registers the Foraging-* ids)
+
+    render_mode = {"render_mode": "rgb_array"} if render else {}
+    return TupleParallelEnv(gym.make(env_id, disable_env_checker=True, **render_mode))
+
+
+def check_args(args: Args) -> None:
+    """Reject bad input before anything is written."""
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    if args.checkpoint is None and args.total_timesteps <= 0:
+        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
+    for name in ("eval_episodes", "eval_frequency", "buffer_size", "batch_size", "train_frequency", "gradient_steps"):
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    try:
+        env = make_env(args.env_id, args.continuous_actions)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {args.env_id!r}: {e}")
+    if isinstance(env, TupleParallelEnv) and not isinstance(env.env.action_space, gym.spaces.Tuple):
+        fail(
+            f"maddpg.py needs a multi-agent env (a Tuple action space, one entry per agent), but {args.env_id} has "
+            f"{env.env.action_space}; for one agent use ddpg.py (Box) or dqn.py (Discrete)"
+        )
+    if isinstance(env, TupleParallelEnv) and args.continuous_actions:
+        fail(f"--continuous-actions selects the mpe2 envs' continuous actions; {args.env_id}'s spaces are its own")
+    spaces = [env.action_space(agent) for agent in env.possible_agents]
+    for agent, space in zip(env.possible_agents, spaces, strict=True):
+        box = isinstance(space, gym.spaces.Box) and np.isfinite(space.low).all() and np.isfinite(space.high).all()
+        if not (isinstance(space, gym.spaces.Discrete) or box):
+            fail(f"maddpg.py needs a Discrete or bounded Box action space for every agent, but {agent} has {space}")
+        if not isinstance(env.observation_space(agent), gym.spaces.Box):
+            fail(f"maddpg.py needs Box observations, but {agent} of {args.env_id} has {env.observation_space(agent)}")
+    if len({type(space) for space in spaces}) > 1:
+        fail(f"maddpg.py needs the agents' action spaces to be all Discrete or all Box, but {args.env_id} mixes them")
+    if args.share_parameters and len({action_dim(space) for space in spaces}) > 1:
+        fail(f"--share-parameters needs agents with alike action spaces, but {args.env_id} has {spaces}")
+    if (
+        args.capture_video
+        and isinstance(env, TupleParallelEnv)
+        and "rgb_array" not in env.env.metadata.get("render_modes", [])
+    ):
+        fail(f"--capture-video needs an env that renders rgb_array frames, which {args.env_id} does not")
+    env.close()
+
+
+def action_dim(space) -> int:
+    """The size of an agent's action as the critics see it: a one-hot for Discrete actions, the vector for Box ones."""
+    return int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))
+
+
+def mlp(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(input_dim, hidden_dim),
+        nn.ReLU(),
+        nn.Linear(hidden_dim, hidden_dim),
+        nn.ReLU(),
+        nn.Linear(hidden_dim, output_dim),
+    )
+
+
+def gumbel_softmax_st(logits: torch.Tensor, temperature: float, gumbels: torch.Tensor | None = None) -> torch.Tensor:
+    """A straight-through Gumbel-softmax sample: one_hot(argmax(logits + g)) in the forward pass, the gradient of the
+    relaxed sample y = softmax((logits + g) / temperature) in the backward pass; g ~ Gumbel(0, 1) (drawn when None)."""
+    if gumbels is None:
+        gumbels = -torch.empty_like(logits).exponential_().log()  # −log E, E ~ Exp(1), is Gumbel(0, 1)
+    relaxed = F.softmax((logits + gumbels) / temperature, dim=-1)
+    hard = F.one_hot(relaxed.argmax(dim=-1), logits.shape[-1]).to(relaxed.dtype)
+    return hard + relaxed - relaxed.detach()  # value: hard; gradient: ∂relaxed
+
+
+class ReplayBuffer:
+    """A FIFO of joint transitions in preallocated arrays, sampled uniformly; at capacity the oldest rows are
+    overwritten. Per row: every agent's observation (zero-padded), action (one-hot for Discrete ones) and reward, the
+    next observations, and whether the episode terminated."""
+
+    def __init__(self, capacity: int, n_agents: int, obs_dim: int, act_dim: int, seed: int):
+        self.obs = np.zeros((capacity, n_agents, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, n_agents, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((capacity, n_agents, act_dim), dtype=np.float32)
+        self.rewards = np.zeros((capacity, n_agents), dtype=np.float32)
+        self.terminations = np.zeros(capacity, dtype=np.float32)
+        self.capacity, self.pos, self.size = capacity, 0, 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, obs, next_obs, actions, rewards, terminated) -> None:
+        i = self.pos
+        self.obs[i], self.next_obs[i], self.actions[i], self.rewards[i], self.terminations[i] = (
+            obs,
+            next_obs,
+            actions,
+            rewards,
+            terminated,
+        )
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, device: torch.device) -> tuple:
+        """(obs, actions, rewards, next_obs, terminations) of `batch_size` rows drawn uniformly with replacement."""
+        idx = self.rng.integers(self.size, size=batch_size)
+        arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.terminations)
+        return tuple(torch.from_numpy(a[idx]).to(device) for a in arrays)
+
+
+class Policies(nn.Module):
+    """Every agent's actor: per agent its own network on its own observation, or with shared parameters one network
+    on the observation and a one-hot agent id. Discrete agents output logits; Box agents a tanh rescaled to the
+    bounds (`squash`)."""
+
+    def __init__(self, n_agents: int, obs_dim: int, act_dims: list, hidden_dim: int, share: bool):
+        super().__init__()
+        self.n_agents, self.act_dims, self.share = n_agents, act_dims, share
+        in_dim = obs_dim + (n_agents if share else 0)
+        self.nets = nn.ModuleList(
+            [mlp(in_dim, hidden_dim, max(act_dims))] if share else [mlp(in_dim, hidden_dim, d) for d in act_dims]
+        )
+
+    def forward(self, obs: torch.Tensor, i: int) -> torch.Tensor:
+        """The raw output (logits, or the action before tanh) of agent i for observations (..., obs_dim)."""
+        if self.share:
+            agent_id = F.one_hot(torch.tensor(i, device=obs.device), self.n_agents).to(obs.dtype)
+            return self.nets[0](torch.cat([obs, agent_id.expand(*obs.shape[:-1], -1)], dim=-1))
+        return self.nets[i](obs)
+
+
+class Critics(nn.Module):
+    """Every agent's centralised critic Q_i(o_1, …, o_N, a_1, …, a_N): all observations and all actions in, one value
+    out; per agent its own network, or with shared parameters one network with a one-hot agent id."""
+
+    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, hidden_dim: int, share: bool):
+        super().__init__()
+        self.n_agents, self.share = n_agents, share
+        in_dim = n_agents * (obs_dim + act_dim) + (n_agents if share else 0)
+        self.nets = nn.ModuleList([mlp(in_dim, hidden_dim, 1) for _ in range(1 if share else n_agents)])
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, i: int) -> torch.Tensor:
+        """Q_i for joint observations (B, N, obs_dim) and joint actions (B, N, act_dim) -> (B,)."""
+        x = torch.cat([obs.flatten(1), actions.flatten(1)], dim=-1)
+        if self.share:
+            agent_id = F.one_hot(torch.tensor(i, device=obs.device), self.n_agents).to(obs.dtype)
+            return self.nets[0](torch.cat([x, agent_id.expand(len(x), -1)], dim=-1)).squeeze(-1)
+        return self.nets[i](x).squeeze(-1)
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """θ' ← τ θ + (1 − τ) θ' for every parameter, in one foreach call."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+def td_target(rewards, next_q_values, terminations, gamma: float):
+    """y_i = r_i + γ (1 − terminated) Q_i'(o', a'). A truncated transition is not terminal and bootstraps."""
+    return rewards + gamma * (1.0 - terminations) * next_q_values
+
+
+def stack_obs(obs: dict, agents: list, obs_dim: int) -> np.ndarray:
+    """The agents' observations as one (n_agents, obs_dim) array, each zero-padded to obs_dim."""
+    out = np.zeros((len(agents), obs_dim), dtype=np.float32)
+    for i, agent in enumerate(agents):
+        o = np.asarray(obs[agent], dtype=np.float32).ravel()
+        out[i, : len(o)] = o
+    return out
+
+
+class ActionCodec:
+    """Between the policies' outputs, the critics' action vectors (padded to the widest agent) and the env's actions:
+    a Discrete agent's action is a one-hot of its first `n` entries, a Box agent's the rescaled tanh."""
+
+    def __init__(self, spaces: list, act_dim: int, device: torch.device):
+        self.discrete = isinstance(spaces[0], gym.spaces.Discrete)
+        self.dims = [action_dim(space) for space in spaces]
+        self.act_dim = act_dim
+        if not self.discrete:
+            low = np.zeros((len(spaces), act_dim), dtype=np.float32)
+            high = np.ones((len(spaces), act_dim), dtype=np.float32)
+            for i, space in enumerate(spaces):
+                low[i, : self.dims[i]], high[i, : self.dims[i]] = space.low.ravel(), space.high.ravel()
+            self.low, self.high = torch.as_tensor(low, device=device), torch.as_tensor(high, device=device)
+
+    def mask(self, raw: torch.Tensor, i: int) -> torch.Tensor:
+        """Agent i's raw output with the padding beyond its own action size cut off (logits) or zeroed."""
+        return raw[..., : self.dims[i]]
+
+    def pad(self, action: torch.Tensor) -> torch.Tensor:
+        return F.pad(action, (0, self.act_dim - action.shape[-1]))
+
+    def squash(self, raw: torch.Tensor, i: int) -> torch.Tensor:
+        """a = low + (tanh(x) + 1) (high − low) / 2, within agent i's bounds."""
+        low, high = self.low[i, : self.dims[i]], self.high[i, : self.dims[i]]
+        return low + (torch.tanh(raw) + 1.0) * (high - low) / 2.0
+
+    def policy_action(self, raw: torch.Tensor, i: int, temperature: float) -> torch.Tensor:
+        """Agent i's differentiable action for the critics: a straight-through Gumbel sample, or the squashed one."""
+        raw = self.mask(raw, i)
+        if self.discrete:
+            return self.pad(gumbel_softmax_st(raw, temperature))
+        return self.pad(self.squash(raw, i))
+
+
+def act(policies, codec, obs: np.ndarray, explore: bool, args: Args, rng, device) -> tuple:
+    """Every agent's action: (what the critics see, padded; what the env takes). Exploring, a Discrete agent plays a
+    Gumbel sample (a sample of softmax(logits)) and a Box agent its deterministic action plus Gaussian noise; greedy,
+    the argmax of the logits or the deterministic action."""
+    critic_actions = np.zeros((len(obs), codec.act_dim), dtype=np.float32)
+    env_actions = []
+    with torch.inference_mode():
+        obs_t = torch.from_numpy(obs).to(device)
+        for i in range(len(obs)):
+            raw = codec.mask(policies(obs_t[i], i), i)
+            if codec.discrete:
+                logits = raw.cpu().numpy()
+                a = int(np.argmax(logits + rng.gumbel(size=logits.shape) if explore else logits))
+                critic_actions[i, a] = 1.0
+                env_actions.append(a)
+            else:
+                a = codec.squash(raw, i).cpu().numpy()
+                if explore:
+                    low, high = codec.low[i, : len(a)].cpu().numpy(), codec.high[i, : len(a)].cpu().numpy()
+                    a = np.clip(a + rng.normal(0.0, args.exploration_noise * (high - low) / 2.0), low, high)
+                critic_actions[i, : len(a)] = a
+                env_actions.append(a.astype(np.float32))
+    return critic_actions, env_actions
+
+
+def random_actions(spaces: list, codec, rng) -> tuple:
+    """Uniformly random actions of every agent, as `act` returns them."""
+    critic_actions = np.zeros((len(spaces), codec.act_dim), dtype=np.float32)
+    env_actions = []
+    for i, space in enumerate(spaces):
+        if codec.discrete:
+            a = int(rng.integers(space.n))
+            critic_actions[i, a] = 1.0
+        else:
+            a = rng.uniform(space.low, space.high).astype(np.float32)
+            critic_actions[i, : a.size] = a.ravel()
+        env_actions.append(a)
+    return critic_actions, env_actions
+
+
+def evaluate(policies, codec, args: Args, seed: int, obs_dim: int, device, video_dir: str | None = None) -> list:
+    """Team returns of `eval_episodes` greedy episodes on a fresh env."""
+    env = make_env(args.env_id, args.continuous_actions, render=video_dir is not None)
+    returns = []
+    for episode in range(args.eval_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        agents, episode_return, frames = env.possible_agents, 0.0, []
+        while env.agents:
+            if video_dir:
+                frames.append(env.render())
+            _, actions = act(policies, codec, stack_obs(obs, agents, obs_dim), False, args, None, device)
+            obs, rewards, _, _, _ = env.step(dict(zip(agents, actions, strict=True)))
+            episode_return += sum(rewards.values())
+        if video_dir:
+            frames.append(env.render())
+            save_video(frames, video_dir, f"eval-episode-{episode}")
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+def save_video(frames: list, video_dir: str, name: str, fps: int = 10) -> None:
+    from moviepy import ImageSequenceClip
+
+    os.makedirs(video_dir, exist_ok=True)
+    ImageSequenceClip(frames, fps=fps).write_videofile(os.path.join(video_dir, f"{name}.mp4"), logger=None)
+
+
+def records(episode: int) -> bool:
+    """Training episodes recorded with --capture-video: 0, 1, 8, 27, … (cubes), then every 1000th."""
+    return round(episode ** (1 / 3)) ** 3 == episode if episode < 1000 else episode % 1000 == 0
+
+
+def make_run_dir(args: Args) -> tuple:
+    """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
+    same name, the later one takes the next free second."""
+    os.makedirs(args.log_dir, exist_ok=True)
+    unix_time = int(time.time())
+    while True:
+        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
+        try:
+            os.mkdir(os.path.join(args.log_dir, run_name))
+            return run_name, os.path.join(args.log_dir, run_name)
+        except FileExistsError:
+            unix_time += 1
+
+
+def write_summary(run_dir: str, summary: dict) -> None:
+    """Write summary.json atomically: to a temp file in the same folder, then rename."""
+    tmp_path = os.path.join(run_dir, "summary.json.tmp")
+    with open(tmp_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
+
+
+# Training
+def train(args: Args) -> dict:
+    check_args(args)
+    run_name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=run_name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    rng = np.random.default_rng(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup
+    video_dir = os.path.join(run_dir, "videos")
+    env = make_env(args.env_id, args.continuous_actions, render=args.capture_video)
+    agents = list(env.possible_agents)
+    n_agents = len(agents)
+    spaces = [env.action_space(a) for a in agents]
+    obs_dim = max(int(np.prod(env.observation_space(a).shape)) for a in agents)
+    act_dims = [action_dim(space) for space in spaces]
+    codec = ActionCodec(spaces, max(act_dims), device)
+
+    policies = Policies(n_agents, obs_dim, act_dims, args.hidden_dim, args.share_parameters).to(device)
+    critics = Critics(n_agents, obs_dim, max(act_dims), args.hidden_dim, args.share_parameters).to(device)
+    if args.checkpoint:
+        policies.load_state_dict(torch.load(args.checkpoint, map_location=device)["policies"])
+    target_policies = Policies(n_agents, obs_dim, act_dims, args.hidden_dim, args.share_parameters).to(device)
+    target_critics = Critics(n_agents, obs_dim, max(act_dims), args.hidden_dim, args.share_parameters).to(device)
+    target_policies.load_state_dict(policies.state_dict())
+    target_critics.load_state_dict(critics.state_dict())
+    actor_optimizer = torch.optim.Adam(policies.parameters(), lr=args.learning_rate)
+    critic_optimizer = torch.optim.Adam(critics.parameters(), lr=args.learning_rate)
+    rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, max(act_dims), args.seed)
+
+    agent_returns = np.zeros(n_agents)
+    episode_length, episodes = 0, 0
+    recent_returns = collections.deque(maxlen=10)
+    total_timesteps = 0 if args.checkpoint else args.total_timesteps
+    start_time = last_print = time.time()
+    next_eval = args.eval_frequency
+    raw_obs, _ = env.reset(seed=args.seed)
+    obs, frames, recording = stack_obs(raw_obs, agents, obs_dim), [], args.capture_video
+    for global_step in range(1, total_timesteps + 1):
+        if recording:
+            frames.append(env.render())
+        # ALGO LOGIC: random actions at first, then the policies' exploring actions
+        if global_step <= args.learning_starts:
+            critic_actions, env_actions = random_actions(spaces, codec, rng)
+        else:
+            critic_actions, env_actions = act(policies, codec, obs, True, args, rng, device)
+        raw_obs, rewards, terminations, truncations, _ = env.step(dict(zip(agents, env_actions, strict=True)))
+        next_obs = stack_obs(raw_obs, agents, obs_dim)  # MPE keeps the last observations when the episode ends
+        rewards = np.array([rewards[a] for a in agents], dtype=np.float32)
+        terminated = float(any(terminations.values()))
+        rb.add(obs, next_obs, critic_actions, rewards, terminated)
+        obs = next_obs
+        agent_returns += rewards
+        episode_length += 1
+
+        if not env.agents:  # the episode ended (MPE: every agent truncated at max_cycles)
+            team_return = float(agent_returns.sum())
+            writer.add_scalar("charts/episodic_return", team_return, global_step)
+            writer.add_scalar("charts/episodic_length", episode_length, global_step)
+            for a, agent_return in zip(agents, agent_returns, strict=True):
+                writer.add_scalar(f"charts/episodic_return_{a}", agent_return, global_step)
+            recent_returns.append(team_return)
+            if recording:
+                frames.append(env.render())
+                save_video(frames, video_dir, f"train-episode-{episodes}")
+            episodes += 1
+            agent_returns[:], episode_length, frames = 0.0, 0, []
+            recording = args.capture_video and records(episodes)
+            raw_obs, _ = env.reset()
+            obs = stack_obs(raw_obs, agents, obs_dim)
+
+        # ALGO LOGIC: training
+        if global_step > args.learning_starts and global_step % args.train_frequency == 0:
+            for _ in range(args.gradient_steps):
+                b_obs, b_actions, b_rewards, b_next_obs, b_terminations = rb.sample(args.batch_size, device)
+                with torch.no_grad():
+                    # a' = (μ_1'(o_1'), …, μ_N'(o_N')), the target policies' actions
+                    next_actions = torch.stack(
+                        [
+                            codec.policy_action(target_policies(b_next_obs[:, j], j), j, args.gumbel_temperature)
+                            for j in range(n_agents)
+                        ],
+                        dim=1,
+                    )
+                    targets = [
+                        td_target(
+                            b_rewards[:, i], target_critics(b_next_obs, next_actions, i), b_terminations, args.gamma
+                        )
+                        for i in range(n_agents)
+                    ]
+                # every critic on its own target: L_i = E[(Q_i(o, a) − y_i)²]
+                critic_loss = sum(F.mse_loss(critics(b_obs, b_actions, i), targets[i]) for i in range(n_agents))
+                if not torch.isfinite(critic_loss):
+                    writer.close()
+                    env.close()
+                    fail(f"critic_loss became {critic_loss.item()} at global step {global_step}; stopping", status=1)
+                critic_optimizer.zero_grad(set_to_none=True)
+                critic_loss.backward()
+                for net in critics.nets:
+                    nn.utils.clip_grad_norm_(net.parameters(), args.max_grad_norm)
+                critic_optimizer.step()
+
+                # every actor, on the updated critics: maximise Q_i(o, a_1, …, μ_i(o_i), …, a_N), the other agents'
+                # actions from the buffer
+                actor_loss = 0.0
+                critics.requires_grad_(False)  # the actor's loss moves the actor only
+                for i in range(n_agents):
+                    raw = policies(b_obs[:, i], i)
+                    joint = b_actions.clone()
+                    joint[:, i] = codec.policy_action(raw, i, args.gumbel_temperature)
+                    regularizer = args.policy_regularization * codec.mask(raw, i).pow(2).mean()
+                    actor_loss = actor_loss - critics(b_obs, joint, i).mean() + regularizer
+                critics.requires_grad_(True)
+                if not torch.isfinite(actor_loss):
+                    writer.close()
+                    env.close()
+                    fail(f"actor_loss became {actor_loss.item()} at global step {global_step}; stopping", status=1)
+                actor_optimizer.zero_grad(set_to_none=True)
+                actor_loss.backward()
+                for net in policies.nets:
+                    nn.utils.clip_grad_norm_(net.parameters(), args.max_grad_norm)
+                actor_optimizer.step()
+                soft_update(target_policies, policies, args.tau)
+                soft_update(target_critics, critics, args.tau)
+            writer.add_scalar("losses/critic_loss", critic_loss.item() / n_agents, global_step)
+            writer.add_scalar("losses/actor_loss", actor_loss.item() / n_agents, global_step)
+
+        if global_step >= next_eval and global_step < total_timesteps:
+            next_eval += args.eval_frequency
+            eval_returns = evaluate(policies, codec, args, args.seed + 20_000, obs_dim, device)
+            for episode_return in eval_returns:
+                writer.add_scalar("eval/episodic_return", episode_return, global_step)
+            print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.1f}", flush=True)
+
+        if time.time() - last_print >= 2.0:
+            last_print = time.time()
+            sps = int(global_step / (last_print - start_time))
+            writer.add_scalar("charts/SPS", sps, global_step)
+            recent = np.mean(recent_returns) if recent_returns else float("nan")
+            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
+
+    wall_time = time.time() - start_time
+    env.close()
+    if args.save_model:
+        torch.save({"policies": policies.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt"))
+
+    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
+    eval_returns = evaluate(policies, codec, args, args.seed + 10_000, obs_dim, device, eval_video_dir)
+    for episode_return in eval_returns:
+        writer.add_scalar("eval/episodic_return", episode_return, total_timesteps)
+    writer.close()
+
+    summary = {
+        "algo": "maddpg",
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": total_timesteps,
+        "wall_time_s": wall_time,
+        "sps": total_timesteps / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run_dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
+    )
+    if args.track:
+        wandb.finish()
+    return summary
+
+
+if __name__ == "__main__":
+    train(tyro.cli(Args))
