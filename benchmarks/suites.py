@@ -286,11 +286,12 @@ MARL = (
 
 # What a reader of a suite's table needs to know beyond it (report.py prints it under the table's heading)
 NOTES = {
-    "classic": "Rows marked not run ran in an earlier session: their table is in git "
-    "(`git show 6ccfd56:benchmarks/results/classic/README.md`; rainbow's rows and most of a3c's were missing then). "
-    "Their raw runs were lost with that machine before report.py kept seeds.json, so they must run again "
-    "(`python benchmarks/run.py --suite classic --workers 2` runs only what is missing: about 2 hours on 2 cores). "
-    "Rainbow's SPS are low: for about half of their time, other work shared the two cores with its two runs.",
+    "classic": "dqn, c51 and qr_dqn ran on 2026-12-01, one run at a time while other work (development runs of other "
+    "scripts) shared the machine's two cores, so their SPS and wall times are lower than the same runs alone would "
+    "give; rainbow's rows ran earlier, likewise shared for about half of their time. Rows marked not run ran in an "
+    "earlier session whose raw runs were lost before report.py kept seeds.json (their table is in git: `git show "
+    "6ccfd56:benchmarks/results/classic/README.md`); `python benchmarks/run.py --suite classic` runs only what is "
+    "missing.",
     "rainbow_ablation": "On CartPole at 80k steps, the agent without noisy nets, without prioritized replay, or with "
     "one-step returns scored higher than the full agent, two of whose seeds ended near 257. In the "
     "paper's Atari ablation (Hessel et al. 2018, Figure 3) removing multi-step returns or prioritized replay hurt "
