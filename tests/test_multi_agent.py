@@ -177,6 +177,22 @@ def test_foraging_time_limit_is_a_truncation_not_a_termination():
     assert set(rewards) == set(env.possible_agents) and len(env.state()) == 2 * 15
 
 
+def test_bounded_observations_are_scaled_onto_the_unit_interval_and_unbounded_ones_left_alone():
+    foraging = qmix.make_env("Foraging-8x8-2p-3f-v3")
+    obs, _ = foraging.reset(seed=0)
+    spaces = [foraging.observation_space(a) for a in foraging.possible_agents]
+    scaled = qmix.stack_obs(obs, foraging.possible_agents, qmix.unit_scaling(spaces, 15))
+    assert scaled.min() >= -1.0 and scaled.max() <= 1.0 and scaled.std() > 0.1
+    # the space's low and high map to -1 and 1 exactly
+    center, half_width = qmix.unit_scaling(spaces, 15)
+    torch.testing.assert_close((spaces[0].high - center[0]) / half_width[0], np.ones(15, dtype=np.float32))
+    spread = qmix.make_env("simple_spread_v3")
+    obs, _ = spread.reset(seed=0)
+    spaces = [spread.observation_space(a) for a in spread.possible_agents]
+    raw = np.stack([obs[a] for a in spread.possible_agents])
+    assert np.array_equal(qmix.stack_obs(obs, spread.possible_agents, qmix.unit_scaling(spaces, 18)), raw)
+
+
 def test_mpe_episode_ends_with_every_agent_truncated():
     env = qmix.make_env("simple_spread_v3")
     env.reset(seed=0)
