@@ -205,10 +205,11 @@ def test_a3c_worker_pushes_its_gradients_into_the_shared_parameters(tmp_path):
     assert all((avg > 0).any() for avg in square_avgs)  # the shared RMSProp statistics were updated too
 
 
-def _children_of_this_process() -> list:
+def _children_of_this_process() -> set:
     """Live child processes of this one (multiprocessing's resource tracker, a helper that lives as long as this
-    process does, aside)."""
-    children = []
+    process does, aside). Tests compare it before and after a run: helpers an earlier test in the same pytest worker
+    left behind on purpose (wandb's service process lives until the interpreter exits) are not the run's."""
+    children = set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -220,24 +221,26 @@ def _children_of_this_process() -> list:
         except OSError:
             continue
         if int(fields[1]) == os.getpid() and fields[0] != "Z" and "resource_tracker" not in cmdline:
-            children.append((int(pid), cmdline))
+            children.add((int(pid), cmdline))
     return children
 
 
 def test_a3c_with_two_workers_finishes_and_leaves_no_process(tmp_path):
+    before = _children_of_this_process()
     summary = a3c.train(smoke_args("a3c", tmp_path, num_workers=2, total_timesteps=2_000))
     assert summary["total_timesteps"] == 2_000
-    assert not _children_of_this_process()
+    assert not _children_of_this_process() - before
 
 
 def test_a3c_worker_error_reaches_the_user_and_leaves_no_process(tmp_path, capsys):
     args = smoke_args("a3c", tmp_path, num_workers=2, total_timesteps=5_000, env_id="fake_envs:RaisingCartPole-v1")
+    before = _children_of_this_process()
     with pytest.raises(SystemExit) as exit_info:
         a3c.train(args)
     assert exit_info.value.code == 1
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "worker" in last_line and "RuntimeError: the env broke after 100 steps" in last_line
-    assert not _children_of_this_process()
+    assert not _children_of_this_process() - before
 
 
 @pytest.mark.parametrize("name", ["reinforce", "a2c", "a3c", "trpo"])
