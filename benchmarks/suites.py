@@ -4,7 +4,8 @@ tabulates it. A new script joins a suite by a row here, not by code.
 
 A row's `args` are the script's Args fields (Python names, as in `Args(**args)`); run.py turns them into the command
 line a user would type (`--learning-rate 0.00025`, `--no-anneal-lr`). The budget is `--total-timesteps`,
-`--total-episodes` for the tabular scripts, or `--eval-episodes` for mcts.py, which learns nothing and only plays.
+`--total-episodes` for the tabular scripts and hac.py, or `--eval-episodes` for mcts.py, which learns nothing and
+only plays.
 
 Anchor protocols: "train" is the mean return of the last 100 training episodes (CleanRL's tables: episodic returns
 of the exploring policy, averaged over seeds); "eval" is the mean return of evaluation episodes of the final policy
@@ -110,7 +111,7 @@ def anchors_of(algo: str, env_id: str) -> tuple:
 DISCRETE = ("dqn", "c51", "qr_dqn", "rainbow", "ppo", "reinforce", "a2c", "a3c", "trpo")
 TABULAR = ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")
 PLANNERS = ("mcts",)  # they learn nothing: their budget is the episodes they play, their evaluation
-EPISODE_BUDGET = TABULAR + PLANNERS
+EPISODE_BUDGET = TABULAR + PLANNERS + ("hac",)  # hac.py learns once per episode: it counts training episodes
 
 # Every script on its default env, with a budget that runs every code path in seconds (updates included). The tests'
 # smoke runs use these same arguments (tests/helpers.py reads them from here).
@@ -141,6 +142,38 @@ SMOKE = tuple(
     + [Row(name, "CliffWalking-v1", 5, (1,)) for name in ("q_learning", "sarsa", "expected_sarsa")]
     + [Row("dyna_q", "dyna-maze", 5, (1,))]
     + [Row("mcts", "CartPole-v1", 2, (1,), dict(num_simulations=4, rollout_depth=5))]
+    # hac: 3 episodes of at most 25 steps (H = 5); `goal_space` also serves the NaN test's env, which has another id
+    + [
+        Row(
+            "hac",
+            "MountainCarContinuous-v0",
+            3,
+            (1,),
+            dict(time_limit=5, batch_size=32, updates_per_episode=2, goal_space="MountainCarContinuous-v0"),
+        )
+    ]
+    # planet: one random episode, then one planned (100 actions of a tiny model and CEM), 2 gradient steps after each
+    + [
+        Row(
+            "planet",
+            "Pendulum-v1",
+            400,
+            (1,),
+            dict(
+                seed_episodes=1,
+                train_steps=2,
+                batch_size=4,
+                chunk_length=8,
+                deterministic_size=16,
+                stochastic_size=4,
+                hidden_size=16,
+                horizon=3,
+                candidates=16,
+                top_k=4,
+                iterations=2,
+            ),
+        )
+    ]
     # 12 episodes of 25 steps: the last 8 train (and the buffers wrap); the periodic evaluation runs in its own test
     + [Row("qmix", "simple_spread_v3", 300, (1,), dict(learning_starts=100, batch_size=4, buffer_size=8))]
     + [Row("maddpg", "simple_spread_v3", 300, (1,), dict(learning_starts=100, batch_size=32, train_frequency=25))]
@@ -170,6 +203,9 @@ QUICK = tuple(
         Row("mcts", "CartPole-v1", 10),
         Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="random"), name="mcts_vs_random"),
         Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="minimax"), name="mcts_vs_minimax"),
+        # hac: the issue's benchmark, 300 training episodes (its learning test stops at 150); planet: 50 episodes
+        Row("hac", "MountainCarContinuous-v0", 300),
+        Row("planet", "Pendulum-v1", 10_000),
         # the multi-agent learning tests' budgets and their 100 greedy evaluation episodes
         Row("qmix", "simple_spread_v3", 200_000, args=dict(eval_episodes=100)),
         Row("maddpg", "simple_spread_v3", 150_000, args=dict(eval_episodes=100)),
@@ -276,12 +312,20 @@ TABULAR_SUITE = tuple(
 )
 
 # The multi-agent scripts at 1M steps on simple_spread (both) and simple_adversary (maddpg, a mixed task: read its
-# per-agent returns), and qmix on Level-Based Foraging at 2M steps. Team returns throughout (the sum over agents).
+# per-agent returns), and qmix on Level-Based Foraging at 2M steps: with a discount that makes collecting food late
+# cost something (see qmix.py's docstring) and ε annealed over the first 200k steps. Team returns throughout (the sum
+# over agents). One seed each so far: a run takes 20 to 45 minutes on one core here.
 MARL = (
-    Row("qmix", "simple_spread_v3", 1_000_000, args=dict(eval_episodes=100)),
-    Row("maddpg", "simple_spread_v3", 1_000_000, args=dict(eval_episodes=100)),
-    Row("maddpg", "simple_adversary_v3", 1_000_000, args=dict(eval_episodes=100)),
-    Row("qmix", "Foraging-8x8-2p-3f-v3", 2_000_000, args=dict(eval_episodes=100)),
+    Row("qmix", "simple_spread_v3", 1_000_000, (1,), args=dict(eval_episodes=100)),
+    Row("maddpg", "simple_spread_v3", 1_000_000, (1,), args=dict(eval_episodes=100)),
+    Row("maddpg", "simple_adversary_v3", 1_000_000, (1,), args=dict(eval_episodes=100)),
+    Row(
+        "qmix",
+        "Foraging-8x8-2p-3f-v3",
+        2_000_000,
+        (1,),
+        args=dict(eval_episodes=100, gamma=0.95, exploration_fraction=0.1, eval_frequency=50_000),
+    ),
 )
 
 # What a reader of a suite's table needs to know beyond it (report.py prints it under the table's heading)

@@ -19,6 +19,20 @@ class NanRewardEnv(gym.Wrapper):
         return obs, (float("nan") if self.steps > self.nan_after else reward), terminated, truncated, info
 
 
+class NanObservationEnv(gym.Wrapper):
+    """An env whose observations turn NaN after `nan_after` steps of the env's life: a diverging run for a script that
+    learns from no reward (hac.py's rewards are its own goal tests)."""
+
+    def __init__(self, env_id: str = "MountainCarContinuous-v0", nan_after: int = 300):
+        super().__init__(gym.make(env_id))
+        self.steps, self.nan_after = 0, nan_after
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        return (obs * float("nan") if self.steps > self.nan_after else obs), reward, terminated, truncated, info
+
+
 class RaisingEnv(gym.Wrapper):
     """CartPole that raises after `raise_after` steps: a stand-in for a crashing worker."""
 
@@ -99,6 +113,9 @@ if "NanRewardForaging-8x8-2p-3f-v3" not in gym.registry:
     gym.register("NanRewardForaging-8x8-2p-3f-v3", entry_point=NanRewardTupleEnv, max_episode_steps=50)
 if "TwoPendulums-v0" not in gym.registry:
     gym.register("TwoPendulums-v0", entry_point=TwoPendulums, max_episode_steps=200)
+# hac.py's smoke runs last at most 25 steps an episode: NaN after about a dozen have been logged
+if "NanObservationMountainCarContinuous-v0" not in gym.registry:
+    gym.register("NanObservationMountainCarContinuous-v0", entry_point=NanObservationEnv, max_episode_steps=999)
 if "RaisingCartPole-v1" not in gym.registry:
     gym.register("RaisingCartPole-v1", entry_point=RaisingEnv, max_episode_steps=500)
 if "MultiDiscreteCartPole-v1" not in gym.registry:

@@ -36,6 +36,8 @@ WRONG_SPACE = {
     "td3": ("CartPole-v1", "dqn.py"),
     "sac": ("CartPole-v1", "dqn.py"),
     "mcts": ("Pendulum-v1", "ppo_continuous.py"),
+    "hac": ("CartPole-v1", "dqn.py"),
+    "planet": ("CartPole-v1", "mcts.py"),
     "qmix": ("fake_envs:TwoPendulums-v0", "maddpg.py"),
     "maddpg": ("Pendulum-v1", "ddpg.py"),
     **{

@@ -1,0 +1,641 @@
+"""PlaNet: learn a latent dynamics model from experience, and plan in its latent space.
+
+Hafner, Lillicrap, Fischer, Villegas, Ha, Lee & Davidson (2019), "Learning Latent Dynamics for Planning from
+Pixels", ICML. The recurrent state-space model (RSSM) has a latent state of two parts, a deterministic h_t carried by a
+GRU and a stochastic s_t:
+  deterministic state model   h_t = f(h_{t−1}, s_{t−1}, a_{t−1})
+  stochastic state model      s_t ~ p(s_t | h_t)             (the prior, a diagonal Gaussian)
+  posterior                   s_t ~ q(s_t | h_t, o_t)        (a diagonal Gaussian, from h_t and the encoded o_t)
+  observation model           o_t ~ p(o_t | h_t, s_t)        (a Gaussian of unit variance)
+  reward model                r_t ~ p(r_t | h_t, s_t)        (a Gaussian of unit variance)
+It is trained on chunks of `chunk_length` consecutive steps sampled from a replay buffer of every episode so far, by
+the evidence lower bound with free nats (eq. 3): Σ_t ln p(o_t | h_t, s_t) + ln p(r_t | h_t, s_t)
+− max(free_nats, KL[q(s_t | h_t, o_t) ‖ p(s_t | h_t)]). Nothing else is learned: no policy and no value. Before each
+action, the cross-entropy method (CEM) searches action sequences of `horizon` steps: `candidates` sequences are drawn
+from a diagonal Gaussian, rolled out from the present belief through the prior alone (no observations), scored by
+the sum of predicted rewards, and the Gaussian is refit to the best `top_k`, `iterations` times; the first action of
+its mean is played, plus exploration noise while training, and repeated `action_repeat` times in the env. The first
+`seed_episodes` episodes act uniformly at random; after each episode the model takes `train_steps` gradient steps.
+The model predicts no episode end: it fits envs that are only cut off by a time limit (Pendulum, the DeepMind Control
+tasks of the paper).
+
+Observations: the state vector (default), or 64×64 RGB frames (`--from-pixels`, rendered through gymnasium's
+rgb_array; a convolutional encoder and decoder as in the paper). On a CPU, pixels are slow: each gradient step runs
+the convolutional networks over batch_size × chunk_length frames (at the defaults, 2500 frames: about 18 s a step on
+one core here, so half an hour for the 100 steps after each episode), and rendering adds about 6 ms an env step; a
+GPU is the place for them. The defaults are the paper's, except two things. The model is smaller (`hidden_size`,
+`deterministic_size`, `stochastic_size`) and CEM has fewer candidates, so that state-based Pendulum-v1 learns in
+50 episodes on one CPU core (the paper's 200-unit GRU and 1000 candidates × 10 iterations × 12 steps make each action
+many times slower there). And the free nats are 1, not 3: from Pendulum's 3-number state the posterior's KL from the
+prior stayed at 1.8-2.5 nats, below 3, so the KL term had no gradient, the prior (which the planner rolls out) never
+learned, and planning stalled (seed 1, 50 episodes: evaluation return −632 with 3 free nats, −159 with 1). The
+paper's 3 were for pixels (`--from-pixels --free-nats 3`); pixels have not been trained here beyond smoke runs.
+
+Spaces: Box observations (flat vectors; any, with --from-pixels), Box actions with finite bounds; for Discrete actions
+use mcts.py (planning) or dqn.py.
+Run: python algos/planet.py --env-id Pendulum-v1
+     python algos/planet.py --env-id Pendulum-v1 --from-pixels
+"""
+
+# Imports
+import collections
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import NoReturn
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.tensorboard import SummaryWriter
+
+
+# Arguments
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (prefix of the run folder)"""
+    seed: int = 1
+    """seed of python, numpy, torch and the envs"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """use CUDA when it is available (else CPU, silently)"""
+    track: bool = False
+    """log to Weights & Biases, syncing TensorBoard (WANDB_MODE=offline works without an account)"""
+    wandb_project_name: str = "rl-reference"
+    """the W&B project name"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of the training env and of the evaluation episodes into the run folder"""
+    save_model: bool = False
+    """write the trained model to `{run folder}/{exp_name}.pt`"""
+    checkpoint: str | None = None
+    """path of a saved model: load it and only evaluate"""
+    log_dir: str = "runs"
+    """parent folder of the run folder"""
+
+    # Algorithm specific arguments
+    env_id: str = "Pendulum-v1"
+    """the gymnasium id of the env (defaults tuned on Pendulum-v1 from its state)"""
+    total_timesteps: int = 10_000
+    """env steps (action repeats included): 50 episodes of Pendulum-v1"""
+    eval_episodes: int = 10
+    """episodes of the final evaluation (planning without exploration noise)"""
+    from_pixels: bool = False
+    """observe 64×64 RGB frames rendered by the env instead of its state vector (slow on a CPU)"""
+    action_repeat: int = 2
+    """env steps per planned action (the rewards of the repeats are summed)"""
+    seed_episodes: int = 5
+    """episodes of uniformly random actions before the first planned one"""
+    train_steps: int = 100
+    """gradient steps of the model after each episode (the paper's collect interval C)"""
+    batch_size: int = 50
+    """chunks per gradient step"""
+    chunk_length: int = 50
+    """steps (planned actions) per chunk"""
+    buffer_size: int = 1_000_000
+    """the replay buffer capacity in planned actions (at most the run's)"""
+    learning_rate: float = 1e-3
+    """the Adam learning rate of the model"""
+    adam_eps: float = 1e-4
+    """Adam's ε"""
+    max_grad_norm: float = 1000.0
+    """gradients are clipped to this global norm"""
+    free_nats: float = 1.0
+    """the KL term of a step counts only above this many nats (the paper: 3, for pixels; see the docstring)"""
+    deterministic_size: int = 64
+    """the size of the GRU's deterministic state h"""
+    stochastic_size: int = 16
+    """the size of the stochastic state s"""
+    hidden_size: int = 64
+    """the width of the hidden layers of the model's dense networks"""
+    min_std: float = 0.1
+    """the smallest standard deviation of the prior and the posterior"""
+    horizon: int = 12
+    """planned actions per candidate sequence"""
+    candidates: int = 500
+    """action sequences drawn per CEM iteration"""
+    top_k: int = 50
+    """the best sequences the CEM Gaussian is refit to"""
+    iterations: int = 10
+    """CEM iterations per planned action"""
+    exploration_noise: float = 0.3
+    """the standard deviation of the Gaussian noise added to planned actions while training, in half action ranges"""
+
+
+# Environment, model, replay buffer and the algorithm's math
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
+    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_args(args: Args) -> None:
+    """Reject bad input before anything is written."""
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    if args.checkpoint is None and args.total_timesteps <= 0:
+        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
+    positive = ("eval_episodes", "action_repeat", "train_steps", "batch_size", "chunk_length", "buffer_size")
+    positive += ("deterministic_size", "stochastic_size", "hidden_size", "horizon", "candidates", "iterations")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if not 0 < args.top_k <= args.candidates:
+        fail(f"--top-k must lie in [1, --candidates], got {args.top_k}")
+    if args.seed_episodes < 0 or args.free_nats < 0 or args.exploration_noise < 0:
+        fail("--seed-episodes, --free-nats and --exploration-noise must not be negative")
+    if args.min_std <= 0:
+        fail(f"--min-std must be positive, got {args.min_std}")
+    try:
+        env = gym.make(args.env_id, **({"render_mode": "rgb_array"} if args.from_pixels else {}))
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {args.env_id!r}: {e}")
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(act_space, gym.spaces.Box):
+        fail(f"planet.py needs a Box action space, but {args.env_id} has {act_space}; use mcts.py or dqn.py")
+    if not (np.isfinite(act_space.low).all() and np.isfinite(act_space.high).all()):
+        fail(f"planet.py needs finite action bounds, but {args.env_id} has {act_space}")
+    if not args.from_pixels and (not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1):
+        fail(f"planet.py needs flat Box observations (or --from-pixels), but {args.env_id} has {obs_space}")
+
+
+IMAGE_SIZE = 64
+
+
+class PixelObservation(gym.ObservationWrapper):
+    """Replaces the observation with the env's rgb_array frame, downscaled to 64×64 by area averaging: uint8, shape
+    (3, 64, 64)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Box(0, 255, (3, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+
+    def observation(self, observation):
+        frame = torch.as_tensor(np.ascontiguousarray(self.env.render())).permute(2, 0, 1).float()[None]
+        small = F.adaptive_avg_pool2d(frame, IMAGE_SIZE)[0]
+        return small.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def make_env(env_id: str, from_pixels: bool, video_dir: str | None = None, every_episode: bool = False) -> gym.Env:
+    env = gym.make(env_id, **({"render_mode": "rgb_array"} if from_pixels or video_dir else {}))
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=(lambda _: True) if every_episode else None)
+    return PixelObservation(env) if from_pixels else env
+
+
+def preprocess(obs: np.ndarray, from_pixels: bool, device) -> torch.Tensor:
+    """Observations as the model sees them: frames scaled from [0, 255] to [−0.5, 0.5], states as they are."""
+    obs = torch.as_tensor(obs, device=device)
+    return obs.float() / 255.0 - 0.5 if from_pixels else obs.float()
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, out_dim)
+    )
+
+
+class ConvEncoder(nn.Module):
+    """64×64 frames → 1024 features: four convolutions of kernel 4 and stride 2 (32, 64, 128, 256 channels)."""
+
+    def __init__(self):
+        super().__init__()
+        channels = (3, 32, 64, 128, 256)
+        layers = []
+        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Flatten())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch_shape = obs.shape[:-3]
+        return self.net(obs.reshape(-1, *obs.shape[-3:])).reshape(*batch_shape, 1024)
+
+
+class ConvDecoder(nn.Module):
+    """Features → the mean of a 64×64 frame: a dense layer to 1024 channels at 1×1, then four transposed
+    convolutions of kernels 5, 5, 6, 6 and stride 2 (128, 64, 32, 3 channels)."""
+
+    def __init__(self, feature_dim: int):
+        super().__init__()
+        self.dense = nn.Linear(feature_dim, 1024)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(1024, 128, 5, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(128, 64, 5, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 6, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 3, 6, stride=2),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        batch_shape = features.shape[:-1]
+        x = self.dense(features).reshape(-1, 1024, 1, 1)
+        return self.net(x).reshape(*batch_shape, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+
+class WorldModel(nn.Module):
+    """The RSSM (the GRU's deterministic path, the prior and the posterior of the stochastic state) with the encoder,
+    the observation model and the reward model. Actions enter in units of half the action range, in [−1, 1]."""
+
+    def __init__(self, obs_shape: tuple, act_dim: int, from_pixels: bool, args: Args):
+        super().__init__()
+        deter, stoch, hidden = args.deterministic_size, args.stochastic_size, args.hidden_size
+        self.deter, self.stoch, self.min_std = deter, stoch, args.min_std
+        feature_dim = deter + stoch
+        if from_pixels:
+            self.encoder, embed_dim = ConvEncoder(), 1024
+            self.decoder = ConvDecoder(feature_dim)
+        else:
+            self.encoder, embed_dim = nn.Identity(), int(np.prod(obs_shape))
+            self.decoder = mlp(feature_dim, embed_dim, hidden)
+        self.reward_model = mlp(feature_dim, 1, hidden)
+        self.pre_gru = nn.Sequential(nn.Linear(stoch + act_dim, hidden), nn.ELU())
+        self.gru = nn.GRUCell(hidden, deter)
+        self.prior_net = nn.Sequential(nn.Linear(deter, hidden), nn.ELU(), nn.Linear(hidden, 2 * stoch))
+        self.posterior_net = nn.Sequential(nn.Linear(deter + embed_dim, hidden), nn.ELU(), nn.Linear(hidden, 2 * stoch))
+
+    def gaussian(self, stats: torch.Tensor) -> tuple:
+        """(mean, std) of a diagonal Gaussian from a network's output; std = softplus(·) + min_std."""
+        mean, raw_std = stats.chunk(2, dim=-1)
+        return mean, F.softplus(raw_std) + self.min_std
+
+    def deterministic_step(self, h: torch.Tensor, s: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """h_t = f(h_{t−1}, s_{t−1}, a_{t−1}): a GRU cell fed a dense layer of the previous stochastic state and
+        action."""
+        return self.gru(self.pre_gru(torch.cat([s, action], dim=-1)), h)
+
+    def prior(self, h: torch.Tensor) -> tuple:
+        """p(s_t | h_t)"""
+        return self.gaussian(self.prior_net(h))
+
+    def posterior(self, h: torch.Tensor, embed: torch.Tensor) -> tuple:
+        """q(s_t | h_t, o_t)"""
+        return self.gaussian(self.posterior_net(torch.cat([h, embed], dim=-1)))
+
+    def predict_reward(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The mean of p(r_t | h_t, s_t)."""
+        return self.reward_model(torch.cat([h, s], dim=-1)).squeeze(-1)
+
+    def predict_observation(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The mean of p(o_t | h_t, s_t)."""
+        return self.decoder(torch.cat([h, s], dim=-1))
+
+
+def sample(mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """s = μ + σ ε, ε ~ N(0, I): the reparameterized sample, through which gradients flow to μ and σ."""
+    return mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)
+
+
+def observe(model: WorldModel, embeds: torch.Tensor, prev_actions: torch.Tensor) -> dict:
+    """Filter a batch of chunks through the RSSM: for t = 0..L−1, h_t = f(h_{t−1}, s_{t−1}, a_{t−1}) (from h = 0, s = 0
+    at the chunk's start), the prior p(s_t | h_t), the posterior q(s_t | h_t, o_t) and a sample s_t of it. embeds:
+    (B, L, E), prev_actions: (B, L, A) holding a_{t−1} at t. Returns tensors of shape (B, L, ·)."""
+    batch, length = embeds.shape[:2]
+    h = embeds.new_zeros(batch, model.deter)
+    s = embeds.new_zeros(batch, model.stoch)
+    steps = collections.defaultdict(list)
+    for t in range(length):
+        h = model.deterministic_step(h, s, prev_actions[:, t])
+        prior_mean, prior_std = model.prior(h)
+        post_mean, post_std = model.posterior(h, embeds[:, t])
+        s = sample(post_mean, post_std)
+        for key, value in (("h", h), ("s", s), ("prior_mean", prior_mean), ("prior_std", prior_std)):
+            steps[key].append(value)
+        steps["post_mean"].append(post_mean)
+        steps["post_std"].append(post_std)
+    return {key: torch.stack(values, dim=1) for key, values in steps.items()}
+
+
+def gaussian_kl(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
+    """KL[N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)] of diagonal Gaussians, summed over the last axis:
+    Σ log(σ_p / σ_q) + (σ_q² + (μ_q − μ_p)²) / (2 σ_p²) − 1/2."""
+    kl = torch.log(std_p / std_q) + (std_q**2 + (mean_q - mean_p) ** 2) / (2 * std_p**2) - 0.5
+    return kl.sum(-1)
+
+
+def model_loss(model: WorldModel, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, free_nats: float):
+    """The negative ELBO of a batch of chunks (eq. 3 of the paper) with free nats. Row t of a chunk holds o_t, the
+    action a_t taken at o_t and the reward r_t it earned; so h_{t+1} (which has seen a_t) predicts r_t. Gaussians of
+    unit variance make the log-likelihoods squared errors (up to constants):
+      observation loss  ½ Σ_dims (ô_t − o_t)², averaged over the batch and the chunk
+      reward loss       ½ (r̂_{t+1} − r_t)²
+      KL loss           max(free_nats, KL[q(s_t | h_t, o_t) ‖ p(s_t | h_t)]) per step.
+    Returns the total loss and its parts (the raw KL before free nats too)."""
+    prev_actions = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], dim=1)
+    states = observe(model, model.encoder(obs), prev_actions)
+    h, s = states["h"], states["s"]
+    predicted_obs = model.predict_observation(h, s)
+    observation_loss = 0.5 * ((predicted_obs - obs) ** 2).flatten(2).sum(-1).mean()
+    reward_loss = 0.5 * ((model.predict_reward(h[:, 1:], s[:, 1:]) - rewards[:, :-1]) ** 2).mean()
+    kl = gaussian_kl(states["post_mean"], states["post_std"], states["prior_mean"], states["prior_std"])
+    kl_loss = torch.clamp(kl, min=free_nats).mean()  # free nats: no gradient where the KL is below them
+    total = observation_loss + reward_loss + kl_loss
+    return total, {
+        "observation_loss": observation_loss,
+        "reward_loss": reward_loss,
+        "kl_loss": kl_loss,
+        "kl": kl.mean(),
+    }
+
+
+def cem(
+    objective: Callable, horizon: int, act_dim: int, candidates: int, top_k: int, iterations: int, generator, device
+):
+    """The cross-entropy method over action sequences in [−1, 1]^(horizon × act_dim): start from N(0, I); each
+    iteration draws `candidates` sequences (clipped to the bounds), scores them by `objective` ((candidates, horizon,
+    act_dim) → (candidates,)), and refits the mean and the standard deviation to the best `top_k`. Returns the final
+    mean sequence (horizon, act_dim)."""
+    mean = torch.zeros(horizon, act_dim, device=device)
+    std = torch.ones(horizon, act_dim, device=device)
+    for _ in range(iterations):
+        noise = torch.randn((candidates, horizon, act_dim), generator=generator, device=device)
+        sequences = (mean + std * noise).clamp(-1.0, 1.0)
+        elite = sequences[objective(sequences).topk(top_k).indices]
+        mean, std = elite.mean(dim=0), elite.std(dim=0, unbiased=False)
+    return mean
+
+
+def imagined_returns(model: WorldModel, h: torch.Tensor, s: torch.Tensor, sequences: torch.Tensor, generator):
+    """The predicted sum of rewards of each action sequence (J, H, A) from the belief (h, s) (shapes (1, ·)),
+    rolled out through the prior alone: h_{t+1} = f(h_t, s_t, a_t), s_{t+1} ~ p(s_{t+1} | h_{t+1}), and r̂_t of
+    (h_{t+1}, s_{t+1})."""
+    h, s = h.expand(len(sequences), -1), s.expand(len(sequences), -1)
+    total = torch.zeros(len(sequences), device=h.device)
+    for t in range(sequences.shape[1]):
+        h = model.deterministic_step(h, s, sequences[:, t])
+        s = sample(*model.prior(h), generator)
+        total = total + model.predict_reward(h, s)
+    return total
+
+
+def plan(model: WorldModel, h, s, args: Args, act_dim: int, generator) -> torch.Tensor:
+    """The first action (in [−1, 1]) of the CEM plan from the belief (h, s)."""
+    objective = lambda sequences: imagined_returns(model, h, s, sequences, generator)  # noqa: E731
+    return cem(objective, args.horizon, act_dim, args.candidates, args.top_k, args.iterations, generator, h.device)[0]
+
+
+def update_belief(model: WorldModel, h, s, prev_action, obs, args: Args, device, generator) -> tuple:
+    """The belief after observing o_t: h_t = f(h_{t−1}, s_{t−1}, a_{t−1}), s_t ~ q(s_t | h_t, o_t)."""
+    embed = model.encoder(preprocess(obs, args.from_pixels, device)[None])
+    h = model.deterministic_step(h, s, prev_action[None])
+    return h, sample(*model.posterior(h, embed), generator)
+
+
+def initial_belief(model: WorldModel, act_dim: int, device) -> tuple:
+    """(h, s, a_{−1}) before an episode's first observation: zeros, as at the start of every training chunk."""
+    return (
+        torch.zeros(1, model.deter, device=device),
+        torch.zeros(1, model.stoch, device=device),
+        torch.zeros(act_dim, device=device),
+    )
+
+
+def to_env_action(action: torch.Tensor, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[−1, 1] → the env's bounds."""
+    return (low + (action.cpu().numpy() + 1.0) * (high - low) / 2).astype(np.float32)
+
+
+def repeat_action(env: gym.Env, action: np.ndarray, repeat: int) -> tuple:
+    """Step the env `repeat` times with one action (fewer if the episode ends): (obs, summed reward, done, steps)."""
+    total_reward = 0.0
+    for step in range(1, repeat + 1):
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total_reward += float(reward)
+        if terminated or truncated:
+            return obs, total_reward, True, step
+    return obs, total_reward, False, repeat
+
+
+class ReplayBuffer:
+    """Every step so far (o_t, a_t, r_t, the episode it belongs to) in preallocated arrays, FIFO at capacity; samples
+    chunks of consecutive steps of one episode."""
+
+    def __init__(self, capacity: int, obs_shape: tuple, obs_dtype, act_dim: int, seed: int):
+        self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.episodes = np.full(capacity, -1, dtype=np.int64)
+        self.capacity, self.pos, self.size = capacity, 0, 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, obs, action, reward: float, episode: int) -> None:
+        self.obs[self.pos], self.actions[self.pos], self.rewards[self.pos] = obs, action, reward
+        self.episodes[self.pos] = episode
+        self.pos = (self.pos + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def chunk_starts(self, length: int) -> np.ndarray:
+        """The positions where `length` consecutive steps of one episode begin. Episodes lie contiguously (modulo the
+        capacity); once the buffer is full, a chunk must not run from the newest step (at pos − 1) into the oldest."""
+        if self.size < length:
+            return np.zeros(0, dtype=np.int64)
+        if self.size < self.capacity:
+            starts = np.arange(self.size - length + 1)
+            return starts[self.episodes[starts] == self.episodes[starts + length - 1]]
+        starts = np.arange(self.capacity)
+        across_write = (self.pos - starts) % self.capacity
+        valid = self.episodes[starts] == self.episodes[(starts + length - 1) % self.capacity]
+        return starts[valid & ~((across_write >= 1) & (across_write <= length - 1))]
+
+    def sample(self, batch_size: int, length: int) -> tuple:
+        """(obs, actions, rewards) of `batch_size` chunks, shapes (B, L, ·), their starts drawn uniformly."""
+        starts = self.chunk_starts(length)
+        idx = (self.rng.choice(starts, size=batch_size)[:, None] + np.arange(length)) % self.capacity
+        return self.obs[idx], self.actions[idx], self.rewards[idx]
+
+
+def evaluate(model: WorldModel, args: Args, act_space, episodes: int, seed: int, device, video_dir=None) -> list:
+    """Returns of `episodes` episodes on a fresh env, planning every action without exploration noise."""
+    env = make_env(args.env_id, args.from_pixels, video_dir, every_episode=True)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    act_dim = act_space.shape[0]
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        h, s, prev_action = initial_belief(model, act_dim, device)
+        done, episode_return = False, 0.0
+        while not done:
+            with torch.inference_mode():
+                h, s = update_belief(model, h, s, prev_action, obs, args, device, generator)
+                prev_action = plan(model, h, s, args, act_dim, generator)
+            obs, reward, done, _ = repeat_action(
+                env, to_env_action(prev_action, act_space.low, act_space.high), args.action_repeat
+            )
+            episode_return += reward
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+def make_run_dir(args: Args) -> tuple:
+    """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
+    same name, the later one takes the next free second."""
+    os.makedirs(args.log_dir, exist_ok=True)
+    unix_time = int(time.time())
+    while True:
+        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
+        try:
+            os.mkdir(os.path.join(args.log_dir, run_name))
+            return run_name, os.path.join(args.log_dir, run_name)
+        except FileExistsError:
+            unix_time += 1
+
+
+def write_summary(run_dir: str, summary: dict) -> None:
+    """Write summary.json atomically: to a temp file in the same folder, then rename."""
+    tmp_path = os.path.join(run_dir, "summary.json.tmp")
+    with open(tmp_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
+
+
+# Training
+def train(args: Args) -> dict:
+    check_args(args)
+    run_name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=run_name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+
+    # seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    generator = torch.Generator(device=device).manual_seed(args.seed)  # the planner's and the belief's samples
+
+    # env setup: one env, `action_repeat` env steps per planned action
+    env = make_env(args.env_id, args.from_pixels, os.path.join(run_dir, "videos") if args.capture_video else None)
+    act_space, obs_space = env.action_space, env.observation_space
+    act_dim = act_space.shape[0]
+    model = WorldModel(obs_space.shape, act_dim, args.from_pixels, args).to(device)
+    if args.checkpoint:
+        model.load_state_dict(torch.load(args.checkpoint, map_location=device)["model"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=args.adam_eps)
+    capacity = min(args.buffer_size, -(-args.total_timesteps // args.action_repeat))
+    rb = ReplayBuffer(capacity, obs_space.shape, obs_space.dtype, act_dim, args.seed)
+
+    recent_returns = collections.deque(maxlen=10)
+    global_step, episodes_done, episode_return, episode_length = 0, 0, 0.0, 0
+    total_timesteps = 0 if args.checkpoint else args.total_timesteps
+    start_time = last_print = time.time()
+    obs, _ = env.reset(seed=args.seed)
+    h, s, prev_action = initial_belief(model, act_dim, device)
+    while global_step < total_timesteps:
+        # ALGO LOGIC: update the belief with o_t, then act: random while seeding, else the CEM plan plus noise
+        with torch.inference_mode():
+            h, s = update_belief(model, h, s, prev_action, obs, args, device, generator)
+            if episodes_done < args.seed_episodes:
+                action = torch.rand(act_dim, generator=generator, device=device) * 2 - 1
+            else:
+                action = plan(model, h, s, args, act_dim, generator)
+                noise = torch.randn(act_dim, generator=generator, device=device) * args.exploration_noise
+                action = (action + noise).clamp(-1.0, 1.0)
+        repeat = min(args.action_repeat, total_timesteps - global_step)  # the budget is exact
+        next_obs, reward, done, steps = repeat_action(env, to_env_action(action, act_space.low, act_space.high), repeat)
+        rb.add(obs, action.cpu().numpy(), reward, episodes_done)
+        global_step += steps
+        episode_return += reward
+        episode_length += steps
+        obs, prev_action = next_obs, action
+
+        if done:
+            writer.add_scalar("charts/episodic_return", episode_return, global_step)
+            writer.add_scalar("charts/episodic_length", episode_length, global_step)
+            recent_returns.append(episode_return)
+            print(f"episode={episodes_done + 1} step={global_step} return={episode_return:.1f}", flush=True)
+            episodes_done += 1
+            episode_return, episode_length = 0.0, 0
+            obs, _ = env.reset()
+            h, s, prev_action = initial_belief(model, act_dim, device)
+
+            # ALGO LOGIC: after each episode (the seed episodes done), `train_steps` gradient steps on the ELBO
+            if episodes_done >= args.seed_episodes and len(rb.chunk_starts(args.chunk_length)) > 0:
+                for _ in range(args.train_steps):
+                    b_obs, b_actions, b_rewards = rb.sample(args.batch_size, args.chunk_length)
+                    b_obs = preprocess(b_obs, args.from_pixels, device)
+                    b_actions = torch.as_tensor(b_actions, device=device)
+                    b_rewards = torch.as_tensor(b_rewards, device=device)
+                    loss, parts = model_loss(model, b_obs, b_actions, b_rewards, args.free_nats)
+                    for name, value in (("model_loss", loss), *parts.items()):
+                        if not torch.isfinite(value):
+                            writer.close()
+                            env.close()
+                            fail(f"{name} became {value.item()} at global step {global_step}; stopping", status=1)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                writer.add_scalar("losses/model_loss", loss.item(), global_step)
+                for name, value in parts.items():
+                    writer.add_scalar(f"losses/{name}", value.item(), global_step)
+
+        if time.time() - last_print >= 2.0:
+            last_print = time.time()
+            sps = int(global_step / (last_print - start_time))
+            writer.add_scalar("charts/SPS", sps, global_step)
+            recent = np.mean(recent_returns) if recent_returns else float("nan")
+            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
+
+    wall_time = time.time() - start_time
+    env.close()
+    if args.save_model:
+        torch.save({"model": model.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt"))
+
+    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
+    eval_returns = evaluate(model, args, act_space, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/episodic_return", episode_return, i)
+    writer.close()
+
+    summary = {
+        "algo": "planet",
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run_dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
+    )
+    if args.track:
+        wandb.finish()
+    return summary
+
+
+if __name__ == "__main__":
+    train(tyro.cli(Args))
