@@ -330,12 +330,14 @@ MARL = (
 
 # What a reader of a suite's table needs to know beyond it (report.py prints it under the table's heading)
 NOTES = {
-    "classic": "dqn, c51 and qr_dqn ran on 2026-12-01, one run at a time while other work (development runs of other "
-    "scripts) shared the machine's two cores, so their SPS and wall times are lower than the same runs alone would "
-    "give; rainbow's rows ran earlier, likewise shared for about half of their time. Rows marked not run ran in an "
-    "earlier session whose raw runs were lost before report.py kept seeds.json (their table is in git: `git show "
-    "6ccfd56:benchmarks/results/classic/README.md`); `python benchmarks/run.py --suite classic` runs only what is "
-    "missing.",
+    "classic": "Every row ran on 2026-12-01 while other work (development runs, the test suite, other suites) shared "
+    "the machine's two cores, so SPS and wall times are lower than the same runs alone would give; rainbow's rows ran "
+    "earlier in the day, likewise shared for about half of their time. a3c's Acrobot and MountainCar rows and its "
+    "third CartPole seed have not run yet (an a3c run takes both cores for about 6 minutes); `python "
+    "benchmarks/run.py --suite classic` runs only what is missing. On MountainCar-v0 the on-policy scripts (ppo, "
+    "reinforce, a2c, trpo) at their CartPole defaults never reach the flag, as CleanRL's ppo.py does not (-200); the "
+    "Zoo's a2c and trpo numbers come from its tuned MountainCar settings (observation normalization, other "
+    "hyperparameters), not from these defaults.",
     "rainbow_ablation": "On CartPole at 80k steps, the agent without noisy nets, without prioritized replay, or with "
     "one-step returns scored higher than the full agent, two of whose seeds ended near 257. In the "
     "paper's Atari ablation (Hessel et al. 2018, Figure 3) removing multi-step returns or prioritized replay hurt "
