@@ -201,6 +201,7 @@ QUICK = tuple(
         Row("dyna_q", "dyna-maze", 50),
         # MCTS plays: CartPole with 100 simulations a move, tic-tac-toe with 1000 against each opponent
         Row("mcts", "CartPole-v1", 10),
+        Row("mcts", "CartPole-v1", 10, args=dict(num_simulations=200), name="mcts_200"),
         Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="random"), name="mcts_vs_random"),
         Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="minimax"), name="mcts_vs_minimax"),
         Row(
@@ -365,6 +366,17 @@ NOTES = {
     "reinforce, a2c, trpo) at their CartPole defaults never reach the flag, as CleanRL's ppo.py does not (-200); the "
     "Zoo's a2c and trpo numbers come from its tuned MountainCar settings (observation normalization, other "
     "hyperparameters), not from these defaults.",
+    "marl": "Team returns (the sum over agents) of 100 greedy episodes, one seed each, run on 2026-12-01 beside other "
+    "work on the two cores. simple_spread (random play: -81.0 over 200 episodes): maddpg -36.0 at 1M steps; qmix at "
+    "its defaults diverged there (-157.9: the mixer's gain, logged as losses/mixer_gain, passed 1000 from 0.6, while "
+    "at 200k steps the same settings reach -54.3 over 3 seeds, see the quick table), and at learning rate 1e-4 its "
+    "gain stayed below 9 and it reached -50.3; the issue's goal for both was -45 or better. simple_adversary "
+    "(maddpg, 1M steps; the team return sums the adversary's and the two good agents' returns, so read the parts): "
+    "over the first and the last 1000 training episodes the adversary's return rose from -28.7 to -14.5 and each "
+    "good agent's fell from 7.7 to 4.1, so the adversary learned more than the agents who should mislead it. The "
+    "Level-Based "
+    "Foraging row (goal: 0.5; random play 0.18) has not run to its end here: earlier 500k-step attempts at discounts "
+    "0.95 and 0.9 stayed near 0.1. `python benchmarks/run.py --suite marl` runs what is missing.",
     "rainbow_ablation": "On CartPole at 80k steps, the agent without noisy nets, without prioritized replay, or with "
     "one-step returns scored higher than the full agent, two of whose seeds ended near 257. In the "
     "paper's Atari ablation (Hessel et al. 2018, Figure 3) removing multi-step returns or prioritized replay hurt "
