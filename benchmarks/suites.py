@@ -348,24 +348,18 @@ MARL = (
 
 # What a reader of a suite's table needs to know beyond it (report.py prints it under the table's heading)
 NOTES = {
-    "quick": "Every row ran on 2026-12-01 beside other work on the machine's two cores (the test suite during the first "
-    "hour, the marl suite during the last), so SPS and wall times are lower than the same runs alone would give. The "
-    "tic-tac-toe rows score a game +1 won, 0 drawn, -1 lost, and the table rounds them: against the random player "
-    "mcts won 48, 48 and 49 of 50 games and drew the rest (means 0.96, 0.96, 0.98); against minimax with random "
-    "rollouts it drew every game of seed 1 and lost one of 50 in seeds 2 and 3 (-0.02 each); with decisive rollouts "
-    "it drew all 150. mcts on CartPole at its default 100 simulations a move: 497.1, 445.9 and 476.5 over 10 "
-    "episodes (seed 2 dropped the pole three times, at 277 to 383 steps), so 100 simulations do not balance it for "
-    "500 steps every time. hac's greedy success rate over 20 episodes was 1.00 on each seed (the env counts a return "
-    "of 90 as solved). planet's last-100-train column is the mean of its 50 training episodes, the first five "
-    "random and the rest with exploration noise; its curve is that of those episodes.",
-    "classic": "Every row ran on 2026-12-01 while other work (development runs, the test suite, other suites) shared "
-    "the machine's two cores, so SPS and wall times are lower than the same runs alone would give; rainbow's rows ran "
-    "earlier in the day, likewise shared for about half of their time. a3c's Acrobot and MountainCar rows and its "
-    "third CartPole seed have not run yet (an a3c run takes both cores for about 6 minutes); `python "
-    "benchmarks/run.py --suite classic` runs only what is missing. On MountainCar-v0 the on-policy scripts (ppo, "
-    "reinforce, a2c, trpo) at their CartPole defaults never reach the flag, as CleanRL's ppo.py does not (-200); the "
-    "Zoo's a2c and trpo numbers come from its tuned MountainCar settings (observation normalization, other "
-    "hyperparameters), not from these defaults.",
+    "quick": "Every row ran on 2026-12-01 beside other work on the machine's two cores (the test suite during the "
+    "first hour, the marl suite during the last), so SPS and wall times are lower than the same runs alone "
+    "would give. The tic-tac-toe rows score a game +1 won, 0 drawn, -1 lost, and the table rounds them: "
+    "against the random player mcts won 48, 48 and 49 of 50 games and drew the rest (means 0.96, 0.96, 0.98);"
+    " against minimax with random rollouts it drew every game of seed 1 and lost one of 50 in seeds 2 and 3 "
+    "(-0.02 each); with decisive rollouts it drew all 150. mcts on CartPole, 10 episodes a seed: at its "
+    "default 100 simulations a move 497.1, 445.9 and 476.5 (seed 2 dropped the pole three times, at 277 to "
+    "383 steps); at 200 (mcts_200) 481.4, 500.0 and 488.3 (seed 1 fell once, at 314 steps, seed 3 twice, at "
+    "414 and 469), so neither balances it for 500 steps every time. hac's greedy success rate over 20 "
+    "episodes was 1.00 on each seed (the env counts a return of 90 as solved). planet's last-100-train column"
+    " is the mean of its 50 training episodes, the first five random and the rest with exploration noise; its"
+    " curve is that of those episodes.",
     "marl": "Team returns (the sum over agents) of 100 greedy episodes, one seed each, run on 2026-12-01 beside other "
     "work on the two cores. simple_spread (random play: -81.0 over 200 episodes): maddpg -36.0 at 1M steps; qmix at "
     "its defaults diverged there (-157.9: the mixer's gain, logged as losses/mixer_gain, passed 1000 from 0.6, while "
