@@ -360,6 +360,14 @@ NOTES = {
     "episodes was 1.00 on each seed (the env counts a return of 90 as solved). planet's last-100-train column"
     " is the mean of its 50 training episodes, the first five random and the rest with exploration noise; its"
     " curve is that of those episodes.",
+    "classic": "Every row ran on 2026-12-01 while other work (development runs, the test suite, other suites) shared "
+    "the machine's two cores, so SPS and wall times are lower than the same runs alone would give, except a3c's last "
+    "seven runs, which had the machine to themselves; rainbow's rows ran earlier in the day, likewise shared for "
+    "about half of their time. On MountainCar-v0 the on-policy scripts (ppo, reinforce, a2c, a3c, trpo) at their "
+    "CartPole defaults never reach the flag, as CleanRL's ppo.py does not (-200); the Zoo's a2c and trpo numbers come "
+    "from its tuned MountainCar settings (observation normalization, other hyperparameters), not from these defaults. "
+    "a3c on Acrobot: seeds 1 and 3 reached -81.3 and -81.5, seed 2 stalled at -190.0 (last 100 training episodes "
+    "-156.1); its asynchronous updates make a run not repeat exactly even at one seed.",
     "marl": "Team returns (the sum over agents) of 100 greedy episodes, one seed each, run on 2026-12-01 beside other "
     "work on the two cores. simple_spread (random play: -81.0 over 200 episodes): maddpg -36.0 at 1M steps; qmix at "
     "its defaults diverged there (-157.9: the mixer's gain, logged as losses/mixer_gain, passed 1000 from 0.6, while "
