@@ -12,22 +12,24 @@ u' and the target agents and the target mixer evaluating it. Episodes are stored
 the agents explore ε-greedily, each on its own, with ε annealed linearly. A time limit is not a termination: the last
 step of an episode cut by its time limit bootstraps from the observations it was cut off in.
 
-Why γ = 0.95, a target refresh every 2000 steps and a learning rate annealed to 0 (on simple_spread): with
-EPyMARL-like settings (γ = 0.99, targets every 5000 steps, a constant rate) the greedy return rose to about −62 by 40k
-steps and then drifted back (−74 at 150k), and with targets every 1000 steps it collapsed to −150 to −200, worse than
-random play, while Q_tot climbed from −90 to +320 though every reward is negative. The cause is the mixer's gain
-∂Q_tot/∂Q_a (logged as `losses/mixer_gain`): it grew without bound, from below 1 to over 1000 in 120k steps, while the
-agents' utilities stayed of order 1. The hypernetworks' outputs pass through |·| and every optimizer step moves them,
-so the gain drifts up at a rate set by the learning rate and by the scale of the values to fit, about r/(1 − γ)
-(bootstrapping through the 25-step time limit with γ = 0.99 asks for values near −240). Every change of an agent's
-utilities reaches Q_tot multiplied by the gain, so once it reaches tens the greedy actions flip from update to update
-and the target's max overestimates. A fixed sum mixer (VDN) at the same settings did not diverge; reward
-standardization, RMSprop, a 5× smaller rate, single-layer hypernetworks and weight decay each failed to stop it.
-γ = 0.95 (an effective horizon of 20 steps, near the episode's 25) makes the values five times smaller, and annealing
-the rate stops the drift: over 200k steps the gain stayed below 7 (five seeds) and the greedy return kept improving.
-The drift follows the sum of the step sizes, so a longer run needs a smaller rate: at 1M steps the default 5e-4
-(annealed over 1M) let the gain pass 1000 and the greedy return fell to −158, while 1e-4 (the same sum as 5e-4 over
-200k) kept it below 9 and reached −50.3 (seed 1, 100 greedy episodes).
+Why γ = 0.95, a target refresh every 2000 steps and a learning rate annealed to 0 (on simple_spread): with EPyMARL-like
+settings (γ = 0.99, targets every 5000 steps, a constant rate) the greedy return rose to about −62 by 40k steps and then
+drifted back (−74 at 150k), and with targets every 1000 steps it collapsed to −150 to −200, worse than random play,
+while Q_tot climbed from −90 to +320 though every reward is negative. The cause is the mixer's gain ∂Q_tot/∂Q_a (logged
+as `losses/mixer_gain`): it grew without bound, from below 1 to over 1000 in 120k steps, while the agents' utilities
+stayed of order 1. The hypernetworks' outputs pass through |·| and every optimizer step moves them, so the gain drifts
+up at a rate set by the learning rate and by the scale of the values to fit, about r/(1 − γ) (bootstrapping through the
+25-step time limit with γ = 0.99 asks for values near −240). Every change of an agent's utilities reaches Q_tot
+multiplied by the gain, so once it reaches tens the greedy actions flip from update to update and the target's max
+overestimates. A fixed sum mixer (VDN) at the same settings did not diverge; reward standardization, RMSprop, a 5×
+smaller rate, single-layer hypernetworks and weight decay each failed to stop it. γ = 0.95 (an effective horizon of 20
+steps, near the episode's 25) makes the values five times smaller, and annealing the rate stops the drift: over 200k
+steps the gain stayed below 7 (five seeds) and the greedy return kept improving. The drift follows the sum of the step
+sizes, so a longer run needs a smaller rate: at 1M steps the default 5e-4 (annealed over 1M) let the gain pass 1000 and
+the greedy return fell to −158, while 1e-4 (the same sum as 5e-4 over 200k) kept it below 9 and reached −50.3 (seed 1,
+100 greedy episodes). Wider agents at 1e-4: width 128 kept the gain below 7 and reached −47.1; width 256 diverged within
+160k steps (the gain rose from 5 to over 500 and Q_tot to 7·10⁴ by 320k steps), so the width too sets how fast the gain
+grows.
 
 Inputs are put on a unit scale: observations and states whose spaces are bounded are mapped onto [−1, 1]. The
 hypernetworks' outputs, and with them the mixer's gain, grow with the size of the state they read: on Level-Based
@@ -35,10 +37,16 @@ Foraging, whose grid coordinates and levels run up to 7, the unscaled gain start
 simple_spread) and Q_tot overestimated a return of at most 1 to over 300.
 
 On Level-Based Foraging, keep γ well below 1 although its rewards are sparse: food does not come back, so when the
-50-step time limit is bootstrapped through, collecting a step later costs only 1 − γ of the food's value, and with
-γ = 0.99 that gap drowned in the utilities' noise: on Foraging-5x5-2p-1f-v3 the greedy agents never loaded food in
-200k steps (random play scores 0.45), while γ = 0.95 reached 0.6 and γ = 0.9 0.8 by 120k and 80k steps. The marl suite
-of benchmarks/suites.py gives the settings of its Foraging-8x8-2p-3f-v3 run.
+50-step time limit is bootstrapped through, collecting a step later costs only 1 − γ of the food's value, and with γ =
+0.99 that gap drowned in the utilities' noise: on Foraging-5x5-2p-1f-v3 the greedy agents never loaded food in 200k
+steps (random play scores 0.45), while γ = 0.95 reached 0.6 and γ = 0.9 0.8 by 120k and 80k steps. On
+Foraging-8x8-2p-3f-v3, where 43% of the food needs both agents to load it at once, learning is slow: with γ = 0.9,
+standardized rewards, two gradient steps an episode and ε annealed over 200k steps (the marl suite's settings in
+benchmarks/suites.py), seed 1's greedy return (100 episodes) stayed below random play's 0.17 for 300k steps, passed 0.5
+at 1M and 0.8 at 1.3M and ended at 0.90; with γ = 0.95 (50-episode evaluations) it passed 0.5 only at 1.5M and ended at
+0.78, and in shorter trials (400k steps, one gradient step an episode) γ = 0.99 ended at 0.04 against 0.10 for γ = 0.95.
+A greedy episode tends to collect all the food or none: with a feed-forward agent, an observation that does not change
+(two agents blocking each other, one waiting alone at food it cannot lift) brings the same actions again.
 
 Returns: the team reward is the sum of the agents' rewards (the EPyMARL convention), and so is every logged return:
 `charts/episodic_return` and `eval/episodic_return` are team returns, summed over agents and steps; each agent's own
@@ -681,7 +689,7 @@ def train(args: Args) -> dict:
             eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 20_000, obs_scaling, device)
             for episode_return in eval_returns:
                 writer.add_scalar("eval/episodic_return", episode_return, global_step)
-            print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.1f}", flush=True)
+            print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.2f}", flush=True)
 
         if time.time() - last_print >= 2.0:
             last_print = time.time()
@@ -689,7 +697,7 @@ def train(args: Args) -> dict:
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
             recent = np.mean(recent_returns) if recent_returns else float("nan")
-            print(f"step={global_step} sps={sps} epsilon={epsilon:.3f} recent_return={recent:.1f}", flush=True)
+            print(f"step={global_step} sps={sps} epsilon={epsilon:.3f} recent_return={recent:.2f}", flush=True)
 
     wall_time = time.time() - start_time
     env.close()
@@ -721,7 +729,7 @@ def train(args: Args) -> dict:
     }
     write_summary(run_dir, summary)
     print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
+        f"eval_return_mean={summary['eval_return_mean']:.2f} ± {summary['eval_return_std']:.2f}; run folder {run_dir}"
     )
     if args.track:
         wandb.finish()
