@@ -224,6 +224,12 @@ def budget_text(row) -> str:
     return f"{value} {unit}"
 
 
+def decimals(numbers: dict) -> int:
+    """Decimals of a row's returns: one for returns of 10 and more, two below (a Foraging return lies in [0, 1], a
+    game's score in [−1, 1], where one decimal would hide the differences)."""
+    return 1 if abs(numbers["eval_mean"]) >= 10 else 2
+
+
 def anchor_cells(row, numbers: dict | None) -> tuple:
     """The anchors of a row, and our number of each anchor's protocol minus the anchor."""
     cells, differences = [], []
@@ -232,7 +238,7 @@ def anchor_cells(row, numbers: dict | None) -> tuple:
         cells.append(f"{anchor.value:g} ({protocol}; {anchor.source}: {anchor.detail})")
         if numbers is not None:
             ours = numbers["train_mean"] if anchor.protocol == TRAIN else numbers["eval_mean"]
-            differences.append(f"{ours - anchor.value:+.1f} ({protocol})")
+            differences.append(f"{ours - anchor.value:+.{decimals(numbers)}f} ({protocol})")
     return "<br>".join(cells) or "none", "<br>".join(differences) or "–"
 
 
@@ -306,14 +312,15 @@ def write_report(suite: str, runs_dir: str, results_dir: str, rows=None) -> str:
                     machines.append(name)
             machine_ids = ", ".join(f"M{machines.index(name) + 1}" for name in numbers["machines"])
             low, high = numbers["ci"]
+            d = decimals(numbers)
             cells = [
                 row.label,
                 row.env_id,
                 budget_text(row),
                 f"{numbers['seeds']} of {len(row.seeds)}",
-                f"{numbers['eval_mean']:.1f} ± {numbers['eval_std']:.1f}",
-                f"{numbers['train_mean']:.1f} ± {numbers['train_std']:.1f}",
-                f"{numbers['iqm']:.1f} [{low:.1f}, {high:.1f}]",
+                f"{numbers['eval_mean']:.{d}f} ± {numbers['eval_std']:.{d}f}",
+                f"{numbers['train_mean']:.{d}f} ± {numbers['train_std']:.{d}f}",
+                f"{numbers['iqm']:.{d}f} [{low:.{d}f}, {high:.{d}f}]",
                 anchor_text,
                 difference,
                 f"{numbers['sps']:.0f}",

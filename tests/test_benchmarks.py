@@ -117,6 +117,19 @@ def test_report_keeps_the_saved_seeds_of_runs_that_are_gone(tmp_path):
     assert "| 1 of 3 | 500.0 ± 0.0 | 50.0 ± 0.0 |" in text
 
 
+def test_report_shows_returns_below_10_to_two_decimals(tmp_path):
+    """Returns in [0, 1] (Level-Based Foraging) keep their second decimal; returns of tens keep one."""
+    rows = (Row("qmix", "Foraging-8x8-2p-3f-v3", 1000, (1, 2)), Row("dqn", "CartPole-v1", 1000, (1,)))
+    for seed, eval_return in ((1, 0.90), (2, 0.94)):
+        write_fake_run(
+            tmp_path / "runs" / "fake" / "qmix" / "Foraging-8x8-2p-3f-v3", seed, eval_return, [0.5] * 20, sps=1000.0
+        )
+    write_fake_run(tmp_path / "runs" / "fake" / "dqn" / "CartPole-v1", 1, 123.45, [10.0] * 20, sps=1000.0)
+    text = open(report.write_report("fake", str(tmp_path / "runs"), str(tmp_path / "results"), rows=rows)).read()
+    assert "| 2 of 2 | 0.92 ± 0.02 | 0.50 ± 0.00 | 0.92 [0.90, 0.94] |" in text
+    assert "| 1 of 1 | 123.5 ± 0.0 | 10.0 ± 0.0 |" in text
+
+
 def test_report_lists_rows_that_did_not_run(tmp_path):
     row = Row("c51", "Acrobot-v1", 500_000)
     path = report.write_report("fake", str(tmp_path / "runs"), str(tmp_path / "results"), rows=(row,))
