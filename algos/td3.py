@@ -136,8 +136,8 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
 
 
 class EnsembleLinear(nn.Module):
-    """`n` independent linear layers applied in one batched matrix product: (n, B, in) → (n, B, out).
-    Initialized as nn.Linear is: weights and biases uniform in ±1/√in."""
+    """`n` independent linear layers applied in one batched matrix product: (m, B, in) → (m, B, out), the first m ≤ n
+    layers for an input of m slices. Initialized as nn.Linear is: weights and biases uniform in ±1/√in."""
 
     def __init__(self, n: int, in_features: int, out_features: int):
         super().__init__()
@@ -146,11 +146,14 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+        if len(x) == len(self.weight):  # all layers: no slice (a slice's backward adds a copy of the weights' size)
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias[: len(x)], x, self.weight[: len(x)])
 
 
 class Critics(nn.Module):
-    """`n` Q-networks Q_i(s, a), evaluated together: returns a tensor of shape (n, batch)."""
+    """`n` Q-networks Q_i(s, a), evaluated together: returns a tensor of shape (n, batch), or of shape (first, batch)
+    with Q_1 … Q_first alone."""
 
     def __init__(self, obs_dim: int, act_dim: int, n: int = 2):
         super().__init__()
@@ -163,9 +166,9 @@ class Critics(nn.Module):
             EnsembleLinear(n, 256, 1),
         )
 
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, first: int | None = None) -> torch.Tensor:
         x = torch.cat([obs, actions], dim=-1)
-        return self.net(x.expand(self.n, *x.shape)).squeeze(-1)
+        return self.net(x.expand(first or self.n, *x.shape)).squeeze(-1)
 
 
 class Actor(nn.Module):
@@ -403,7 +406,7 @@ def train(args: Args) -> dict:
                 # delayed policy update: ∇_φ J = E[∇_a Q_1(s, a)|_{a=μ(s)} ∇_φ μ(s)], then the targets follow
                 if updates % args.policy_frequency == 0:
                     critics.requires_grad_(False)  # the gradient flows through the critic to the action, not into it
-                    actor_loss = -critics(b_obs, actor(b_obs))[0].mean()
+                    actor_loss = -critics(b_obs, actor(b_obs), first=1)[0].mean()  # Q_1 only, as in the paper
                     actor_optimizer.zero_grad(set_to_none=True)
                     actor_loss.backward()
                     actor_optimizer.step()

@@ -104,6 +104,21 @@ def test_batched_critics_equal_separate_networks(module):
     assert not torch.allclose(q_values[0], q_values[1])
 
 
+def test_td3_first_critic_alone_equals_the_first_of_both_in_value_and_action_gradient():
+    # the actor's loss evaluates Q_1 alone (the paper's ∇_a Q_θ1); it must be what the batched forward gives for Q_1
+    torch.manual_seed(0)
+    critics = td3.Critics(obs_dim=3, act_dim=2, n=2)
+    obs = torch.randn(16, 3)
+    actions_both = torch.randn(16, 2, requires_grad=True)
+    actions_first = actions_both.detach().clone().requires_grad_(True)
+    q_both, q_first = critics(obs, actions_both), critics(obs, actions_first, first=1)
+    assert q_first.shape == (1, 16)
+    torch.testing.assert_close(q_first[0], q_both[0])
+    q_both[0].sum().backward()
+    q_first[0].sum().backward()
+    torch.testing.assert_close(actions_first.grad, actions_both.grad)
+
+
 def _transition(value: float):
     return (
         np.full((1, 3), value, dtype=np.float32),
