@@ -6,7 +6,7 @@ Q-learning); target policy smoothing, a clipped Gaussian perturbation of the tar
 actor and the target networks moving once every `policy_frequency` critic updates. Exploration adds Gaussian noise to
 the deterministic action; the first `learning_starts` steps act uniformly at random. A time-limit truncation is not a
 termination: the critic target bootstraps from the observation the episode was cut off in. Both critics are one
-module evaluated in one batched forward and trained by one optimizer step.
+module evaluated in one batched forward and trained by one optimizer step; the actor's loss evaluates Q_1 alone.
 
 Spaces: Box observations, Box actions with finite bounds (the actor's tanh output is rescaled to them); for Discrete
 actions use dqn.py or ppo.py.
