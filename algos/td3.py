@@ -168,7 +168,7 @@ class Critics(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, first: int | None = None) -> torch.Tensor:
         x = torch.cat([obs, actions], dim=-1)
-        return self.net(x.expand(first or self.n, *x.shape)).squeeze(-1)
+        return self.net(x.expand(self.n if first is None else first, *x.shape)).squeeze(-1)
 
 
 class Actor(nn.Module):
