@@ -16,12 +16,12 @@ Runs are not bit-reproducible with more than one worker: the order in which the 
 operating system's scheduling. With `--num-workers 1` the same seed gives the same run. A3C is a CPU method (one
 core per worker, no GPU), so this script has no `--cuda` flag.
 
-Learning on CartPole-v1 at these defaults is not smooth: most runs reach 500 within 50k-100k steps, later fall below
-100 once and climb back, and a run that falls when the annealed learning rate is already small can end low (two
-workers beside other work on this machine's 2 cores, seeds 1-8: 500, 500, 173.8, 500, 500, 500, 184.3, 500; one
-worker, seeds 1-5 and 11-15: 500 but for one 314.7). Tried on 4 to 9 seeds each, two workers, and not adopted, as each
-had runs end below 300: RMSProp ε 1e-4, 3e-4 or 1e-3, ε 1e-3 with a learning rate of 1e-3 (3 of 9), an entropy bonus
-of 0.01 (slower: 3 of 8), a learning rate of 5e-4, 40-step updates.
+Learning on CartPole-v1 at these defaults is not smooth: most runs reach training returns of 500 within 25k-150k
+steps, later fall below 100 once and climb back, and a run that falls when the annealed learning rate is small can end
+low (two workers beside other work on this machine's 2 cores, seeds 1-8: 500, 500, 173.8, 500, 500, 500, 184.3, 500;
+one worker, seeds 1-5 and 11-15: 500 but for one 314.7). Tried on 3 to 9 seeds each, two workers, and not adopted, as
+each had runs end below 300: RMSProp ε 1e-4, 3e-4 or 1e-3, ε 1e-3 with a learning rate of 1e-3 (3 of 9), an entropy
+bonus of 0.01 (slower: 3 of 8), a learning rate of 5e-4, 40-step updates.
 
 Spaces: Box observations; Discrete or Box actions.
 Run: python algos/a3c.py --env-id CartPole-v1 --num-workers 2

@@ -276,7 +276,8 @@ def test_a3c_learns_cartpole(tmp_path):
     # ≥ 300 within 300k steps, with one worker process: the worker process, the shared parameters and the shared RMSProp
     # are all used, and the same seed repeats the run exactly (three runs of seed 1 logged the same 925 episodes).
     # With two workers (the default) the order their updates land in is the scheduler's, so a seed does not fix the
-    # result, and this test failed CI twice (176.0 and 60.8 at seed 1 while the suite's other tests shared the cores).
+    # result: at seed 1 this test ended at 60.8 in CI and at 176.0 in a fresh-clone run of .ci/run, where the suite's
+    # other tests shared the cores.
     # One worker, seeds 1-5: 500, 500, 500, 500, 500; seeds 11-15: 500, 500, 500, 500, 314.7. Two workers, seeds 1-8,
     # two runs at a time on 2 cores: 500, 500, 173.8, 500, 500, 500, 184.3, 500. Most runs, one worker or two, fall
     # from 500 to below 100 once and climb back; a run whose learning rate has annealed too far by then stays low (see
