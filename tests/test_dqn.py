@@ -112,3 +112,9 @@ def test_dqn_learns_cartpole(tmp_path):
     # Earlier candidates show why the defaults are what they are: lr 1e-3, one gradient step every 2 env steps and a
     # constant rate gave 335 and 101 on seeds 1-2; the same rounds without lr annealing gave 500, 349, 464, 500, 500.
     assert_learns(dqn, tmp_path, 80_000, 300)
+
+
+def test_exploration_fraction_zero_explores_at_end_e_from_the_start():
+    # --exploration-fraction 0 used to divide by a zero duration
+    assert dqn.linear_schedule(1.0, 0.05, 0.0, 0) == 0.05
+    assert dqn.linear_schedule(1.0, 0.05, 0.0, 1_000) == 0.05
