@@ -201,8 +201,6 @@ def update_target(target_network, q_network, tau: float) -> None:
 def epsilon_greedy(q_network, obs: np.ndarray, epsilon: float, n_actions: int, rng, device) -> np.ndarray:
     """argmax_a Q(s, a) per env, replaced by a uniformly random action with probability ε in each env."""
     explore = rng.random(len(obs)) < epsilon
-    if explore.all():  # skip the forward pass when every env explores
-        return rng.integers(n_actions, size=len(obs))
     with torch.inference_mode():
         actions = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(dim=1).cpu().numpy()
     if explore.any():
