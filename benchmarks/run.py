@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -188,17 +189,46 @@ def machine() -> str:
     )
 
 
-def execute(line: list, folder: str, time_limit_s: float, cwd: str, processes: dict | None = None) -> Outcome:
+class Processes:
+    """The runs' processes, so that an interrupted benchmark can stop them all. Starting a process and stopping them all
+    exclude each other: a run is either started before the stop, and stopped by it, or never started."""
+
+    def __init__(self):
+        self.lock, self.running, self.stopped = threading.Lock(), {}, False
+
+    def start(self, line: list, **popen_args) -> subprocess.Popen | None:
+        """Start a process, or return None once `stop_all` has been called."""
+        with self.lock:
+            if self.stopped:
+                return None
+            process = subprocess.Popen(line, **popen_args)
+            self.running[process.pid] = process
+            return process
+
+    def forget(self, process: subprocess.Popen) -> None:
+        with self.lock:
+            self.running.pop(process.pid, None)
+
+    def stop_all(self) -> None:
+        with self.lock:
+            self.stopped = True
+            running = list(self.running.values())
+        for process in running:
+            stop(process)
+
+
+def execute(line: list, folder: str, time_limit_s: float, cwd: str, processes: Processes | None = None) -> Outcome:
     """Run one command in its own process group, its output to `{folder}/output.log`; stop it (and whatever it started)
     after `time_limit_s`. Then write `{folder}/run.json`: the command, the machine, the exit status and the wall time.
-    `processes`, if given, holds the running process by pid so that the caller can stop it."""
+    `processes`, if given, starts the process, so that the caller can stop it."""
     log_path, start = os.path.join(folder, "output.log"), time.time()
+    processes = processes or Processes()
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
+        process = processes.start(
             line, cwd=cwd, env=run_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        if processes is not None:
-            processes[process.pid] = process
+        if process is None:
+            return Outcome(-1, "not started: the benchmark was stopped")
         try:
             process.wait(timeout=time_limit_s)
             outcome = Outcome(process.returncode)
@@ -208,8 +238,7 @@ def execute(line: list, folder: str, time_limit_s: float, cwd: str, processes: d
             stop(process)
             outcome = Outcome(-1, f"stopped after the time limit of {time_limit_s:g} s")
         finally:
-            if processes is not None:
-                processes.pop(process.pid, None)
+            processes.forget(process)
     record = dict(
         command=shlex.join(["python", *line[1:]]),
         machine=machine(),
@@ -305,9 +334,9 @@ def duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 # Backends
 # ---------------------------------------------------------------------------------------------------------------------
-def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress) -> dict:
+def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress) -> list:
     """Fill `workers` cores with runs, in order; a run wider than `workers` runs alone. Returns (Run, Outcome) pairs."""
-    outcomes, pending, running, processes = [], list(runs), {}, {}
+    outcomes, pending, running, processes = [], list(runs), {}, Processes()
     with ThreadPoolExecutor(max_workers=max(len(runs), 1)) as pool:
         try:
             while pending or running:
@@ -329,13 +358,13 @@ def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress)
         finally:
             # interrupted (Ctrl-C, SIGTERM): stop every run still going; their folders have no summary.json, so the
             # next call re-runs them
-            for process in list(processes.values()):
-                stop(process)
+            processes.stop_all()
     return outcomes
 
 
-def run_ray(runs: list, address: str | None, time_limit_s: float, progress: Progress) -> dict:
-    """Submit every run as a Ray task reserving `run.cpus` CPUs; write each run folder as its task returns."""
+def run_ray(runs: list, address: str | None, time_limit_s: float, progress: Progress) -> list:
+    """Submit every run as a Ray task reserving `run.cpus` CPUs; write each run folder as its task returns. Returns
+    (Run, Outcome) pairs."""
     import ray
 
     ray.init(
@@ -403,7 +432,7 @@ def run_suite(
     workers: int = 1,
     ray_address=None,
     time_limit_s: float = 6 * 3600,
-) -> dict:
+) -> list:
     """Check every row, then run what is not done yet. Returns (Run, Outcome) pairs of the runs it ran."""
     problems = [f"  {row.label} on {row.env_id}: {problem}" for row in rows if (problem := check_row(row))]
     if problems:

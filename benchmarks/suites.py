@@ -13,6 +13,7 @@ of the exploring policy, averaged over seeds); "eval" is the mean return of eval
 deterministic policy). report.py compares an anchor with our number of the same protocol.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 TRAIN = "train"  # mean return of the last 100 training episodes
@@ -27,8 +28,10 @@ class Anchor:
     detail: str = ""  # budget, seeds, hyperparameters: what a reader needs to judge the comparison
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Row:
+    """One script on one env at one budget and setting, run once per seed (keyword arguments only)."""
+
     algo: str  # the script, algos/<algo>.py
     env_id: str
     budget: int  # env steps (`--total-timesteps`); episodes for the tabular scripts and the planner (EPISODE_BUDGET)
@@ -108,58 +111,82 @@ def anchors_of(algo: str, env_id: str) -> tuple:
 # ---------------------------------------------------------------------------------------------------------------------
 # Suites
 # ---------------------------------------------------------------------------------------------------------------------
-DISCRETE = ("dqn", "c51", "qr_dqn", "rainbow", "ppo", "reinforce", "a2c", "a3c", "trpo")
-TABULAR = ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")
+DQN_FAMILY = ("dqn", "c51", "qr_dqn", "rainbow")
+DISCRETE = (*DQN_FAMILY, "ppo", "reinforce", "a2c", "a3c", "trpo")
+OFF_POLICY = ("ddpg", "td3", "sac")
+TD_CONTROL = ("q_learning", "sarsa", "expected_sarsa")
+TABULAR = ("exploration_bot", *TD_CONTROL, "dyna_q")
 PLANNERS = ("mcts",)  # they learn nothing: their budget is the episodes they play, their evaluation
 EPISODE_BUDGET = TABULAR + PLANNERS + ("hac",)  # hac.py learns once per episode: it counts training episodes
 
-# Every script on its default env, with a budget that runs every code path in seconds (updates included). The tests'
-# smoke runs use these same arguments (tests/helpers.py reads them from here).
-SMOKE = tuple(
-    [Row(name, "CartPole-v1", 600, (1,), dict(learning_starts=200, batch_size=32)) for name in DISCRETE[:4]]
+
+def evaluated_twice(rows) -> tuple:
+    """The rows with two evaluation episodes each (a planner's budget is its evaluation episodes already)."""
+    return tuple(
+        row if row.algo in PLANNERS else dataclasses.replace(row, args={**row.args, "eval_episodes": 2}) for row in rows
+    )
+
+
+# Every script on its default env, with a budget that runs every code path in seconds (updates included), one seed and
+# two evaluation episodes. (The tests have their own smoke settings: tests/helpers.py.)
+SMOKE = evaluated_twice(
+    [
+        Row(algo=name, env_id="CartPole-v1", budget=600, seeds=(1,), args=dict(learning_starts=200, batch_size=32))
+        for name in DQN_FAMILY
+    ]
     + [
-        Row("ppo", "CartPole-v1", 256, (1,), dict(num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2)),
+        Row(
+            algo="ppo",
+            env_id="CartPole-v1",
+            budget=256,
+            seeds=(1,),
+            args=dict(num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2),
+        ),
         # Pendulum's episodes last 200 steps: two rollouts of 128 steps per env finish one in each env
         Row(
-            "ppo_continuous",
-            "Pendulum-v1",
-            512,
-            (1,),
-            dict(num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2),
+            algo="ppo_continuous",
+            env_id="Pendulum-v1",
+            budget=512,
+            seeds=(1,),
+            args=dict(num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2),
         ),
     ]
-    + [Row(name, "Pendulum-v1", 600, (1,), dict(learning_starts=300, batch_size=32)) for name in ("ddpg", "td3", "sac")]
+    + [
+        Row(algo=name, env_id="Pendulum-v1", budget=600, seeds=(1,), args=dict(learning_starts=300, batch_size=32))
+        for name in OFF_POLICY
+    ]
     + [
         # reinforce's batches are whole episodes: with one env, the budget ends exactly where it says
-        Row("reinforce", "CartPole-v1", 400, (1,), dict(num_envs=1)),
-        Row("a2c", "CartPole-v1", 400, (1,), dict(num_envs=2, num_steps=8)),
+        Row(algo="reinforce", env_id="CartPole-v1", budget=400, seeds=(1,), args=dict(num_envs=1)),
+        Row(algo="a2c", env_id="CartPole-v1", budget=400, seeds=(1,), args=dict(num_envs=2, num_steps=8)),
         # one worker, so that a smoke run is bit-reproducible (with more, a3c's runs are not)
-        Row("a3c", "CartPole-v1", 400, (1,), dict(num_workers=1, num_steps=8)),
-        Row("trpo", "CartPole-v1", 256, (1,), dict(num_envs=2, num_steps=64, vf_epochs=2)),
+        Row(algo="a3c", env_id="CartPole-v1", budget=400, seeds=(1,), args=dict(num_workers=1, num_steps=8)),
+        Row(
+            algo="trpo", env_id="CartPole-v1", budget=256, seeds=(1,), args=dict(num_envs=2, num_steps=64, vf_epochs=2)
+        ),
         # the exploration bot's default env (bandit-10) cannot render or go NaN: its smoke run uses Cliff Walking
-        Row("exploration_bot", "CliffWalking-v1", 5, (1,), dict(num_runs=1)),
+        Row(algo="exploration_bot", env_id="CliffWalking-v1", budget=5, seeds=(1,), args=dict(num_runs=1)),
     ]
-    + [Row(name, "CliffWalking-v1", 5, (1,)) for name in ("q_learning", "sarsa", "expected_sarsa")]
-    + [Row("dyna_q", "dyna-maze", 5, (1,))]
-    + [Row("mcts", "CartPole-v1", 2, (1,), dict(num_simulations=4, rollout_depth=5))]
-    # hac: 3 episodes of at most 25 steps (H = 5); `goal_space` also serves the NaN test's env, which has another id
+    + [Row(algo=name, env_id="CliffWalking-v1", budget=5, seeds=(1,)) for name in TD_CONTROL]
     + [
+        Row(algo="dyna_q", env_id="dyna-maze", budget=5, seeds=(1,)),
+        Row(algo="mcts", env_id="CartPole-v1", budget=2, seeds=(1,), args=dict(num_simulations=4, rollout_depth=5)),
+        # hac: 3 episodes of at most 25 steps (H = 5)
         Row(
-            "hac",
-            "MountainCarContinuous-v0",
-            3,
-            (1,),
-            dict(time_limit=5, batch_size=32, updates_per_episode=2, goal_space="MountainCarContinuous-v0"),
-        )
-    ]
-    # planet: one random episode, then one planned (100 actions of a tiny model and CEM), 2 gradient steps after each
-    + [
+            algo="hac",
+            env_id="MountainCarContinuous-v0",
+            budget=3,
+            seeds=(1,),
+            args=dict(time_limit=5, batch_size=32, updates_per_episode=2, goal_space="MountainCarContinuous-v0"),
+        ),
+        # planet: one random episode, then one planned (100 actions of a tiny model and CEM), 2 gradient steps after
+        # each
         Row(
-            "planet",
-            "Pendulum-v1",
-            400,
-            (1,),
-            dict(
+            algo="planet",
+            env_id="Pendulum-v1",
+            budget=400,
+            seeds=(1,),
+            args=dict(
                 seed_episodes=1,
                 train_steps=2,
                 batch_size=4,
@@ -172,51 +199,74 @@ SMOKE = tuple(
                 top_k=4,
                 iterations=2,
             ),
-        )
+        ),
+        # 12 episodes of 25 steps: the last 8 train (and the buffers wrap)
+        Row(
+            algo="qmix",
+            env_id="simple_spread_v3",
+            budget=300,
+            seeds=(1,),
+            args=dict(learning_starts=100, batch_size=4, buffer_size=8),
+        ),
+        Row(
+            algo="maddpg",
+            env_id="simple_spread_v3",
+            budget=300,
+            seeds=(1,),
+            args=dict(learning_starts=100, batch_size=32, train_frequency=25),
+        ),
     ]
-    # 12 episodes of 25 steps: the last 8 train (and the buffers wrap); the periodic evaluation runs in its own test
-    + [Row("qmix", "simple_spread_v3", 300, (1,), dict(learning_starts=100, batch_size=4, buffer_size=8))]
-    + [Row("maddpg", "simple_spread_v3", 300, (1,), dict(learning_starts=100, batch_size=32, train_frequency=25))]
-)
-# two evaluation episodes each (a planner's budget is its evaluation episodes already)
-SMOKE = tuple(
-    r if r.algo in PLANNERS else Row(r.algo, r.env_id, r.budget, r.seeds, {**r.args, "eval_episodes": 2}) for r in SMOKE
 )
 
 # Every script on its default env at the budget its learning test uses (its defaults), 3 seeds.
 QUICK = tuple(
-    [Row(name, "CartPole-v1", 80_000) for name in DISCRETE[:4]]
-    + [Row("ppo", "CartPole-v1", 100_000), Row("ppo_continuous", "Pendulum-v1", 200_000)]
-    + [Row(name, "Pendulum-v1", 20_000) for name in ("ddpg", "td3", "sac")]
+    [Row(algo=name, env_id="CartPole-v1", budget=80_000) for name in DQN_FAMILY]
     + [
-        Row("reinforce", "CartPole-v1", 250_000),
-        Row("a2c", "CartPole-v1", 300_000),
-        Row("a3c", "CartPole-v1", 300_000),
-        Row("trpo", "CartPole-v1", 100_000),
+        Row(algo="ppo", env_id="CartPole-v1", budget=100_000),
+        Row(algo="ppo_continuous", env_id="Pendulum-v1", budget=200_000),
+    ]
+    + [Row(algo=name, env_id="Pendulum-v1", budget=20_000) for name in OFF_POLICY]
+    + [
+        Row(algo="reinforce", env_id="CartPole-v1", budget=250_000),
+        Row(algo="a2c", env_id="CartPole-v1", budget=300_000),
+        Row(algo="a3c", env_id="CartPole-v1", budget=300_000),
+        Row(algo="trpo", env_id="CartPole-v1", budget=100_000),
         # the testbed's Figure 2.2 averages 2000 bandit problems (`num_runs`) of 1000 pulls each
-        Row("exploration_bot", "bandit-10", 1000),
-        Row("q_learning", "CliffWalking-v1", 500),
-        Row("sarsa", "CliffWalking-v1", 500),
-        Row("expected_sarsa", "CliffWalking-v1", 500),
-        Row("dyna_q", "dyna-maze", 50),
+        Row(algo="exploration_bot", env_id="bandit-10", budget=1000),
+    ]
+    + [Row(algo=name, env_id="CliffWalking-v1", budget=500) for name in TD_CONTROL]
+    + [
+        Row(algo="dyna_q", env_id="dyna-maze", budget=50),
         # MCTS plays: CartPole with 100 simulations a move, tic-tac-toe with 1000 against each opponent
-        Row("mcts", "CartPole-v1", 10),
-        Row("mcts", "CartPole-v1", 10, args=dict(num_simulations=200), name="mcts_200"),
-        Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="random"), name="mcts_vs_random"),
-        Row("mcts", "tictactoe", 50, args=dict(num_simulations=1000, opponent="minimax"), name="mcts_vs_minimax"),
+        Row(algo="mcts", env_id="CartPole-v1", budget=10),
+        Row(algo="mcts", env_id="CartPole-v1", budget=10, args=dict(num_simulations=200), name="mcts_200"),
         Row(
-            "mcts",
-            "tictactoe",
-            50,
+            algo="mcts",
+            env_id="tictactoe",
+            budget=50,
+            args=dict(num_simulations=1000, opponent="random"),
+            name="mcts_vs_random",
+        ),
+        Row(
+            algo="mcts",
+            env_id="tictactoe",
+            budget=50,
+            args=dict(num_simulations=1000, opponent="minimax"),
+            name="mcts_vs_minimax",
+        ),
+        Row(
+            algo="mcts",
+            env_id="tictactoe",
+            budget=50,
             args=dict(num_simulations=1000, opponent="minimax", rollout_policy="decisive"),
             name="mcts_decisive_vs_minimax",
         ),
         # hac: the issue's benchmark, 300 training episodes (its learning test stops at 150); planet: 50 episodes
-        Row("hac", "MountainCarContinuous-v0", 300),
-        Row("planet", "Pendulum-v1", 10_000),
+        Row(algo="hac", env_id="MountainCarContinuous-v0", budget=300),
+        Row(algo="planet", env_id="Pendulum-v1", budget=10_000),
         # the multi-agent learning tests' budgets and their 100 greedy evaluation episodes
-        Row("qmix", "simple_spread_v3", 200_000, args=dict(eval_episodes=100)),
-        Row("maddpg", "simple_spread_v3", 150_000, args=dict(eval_episodes=100)),
+        Row(algo="qmix", env_id="simple_spread_v3", budget=200_000, args=dict(eval_episodes=100)),
+        Row(algo="maddpg", env_id="simple_spread_v3", budget=150_000, args=dict(eval_episodes=100)),
     ]
 )
 
@@ -261,16 +311,21 @@ CLASSIC_ARGS = {
     "ppo": CLEANRL_PPO_CLASSIC,
 }
 CLASSIC = tuple(
-    Row(name, env_id, 500_000, args=CLASSIC_ARGS.get(name, {})) for name in DISCRETE for env_id in CLASSIC_ENVS
+    Row(algo=name, env_id=env_id, budget=500_000, args=CLASSIC_ARGS.get(name, {}))
+    for name in DISCRETE
+    for env_id in CLASSIC_ENVS
 )
 
 # Rainbow's ablation on CartPole-v1 (Hessel et al. 2018, Figure 3, on a small env): the full agent against each
 # component switched off, at rainbow.py's defaults (80k steps, its learning test's budget).
 RAINBOW_COMPONENTS = ("double", "prioritized", "dueling", "distributional", "noisy")
 RAINBOW_ABLATION = tuple(
-    [Row("rainbow", "CartPole-v1", 80_000)]
-    + [Row("rainbow", "CartPole-v1", 80_000, args={c: False}, name=f"rainbow_no_{c}") for c in RAINBOW_COMPONENTS]
-    + [Row("rainbow", "CartPole-v1", 80_000, args={"n_step": 1}, name="rainbow_one_step")]
+    [Row(algo="rainbow", env_id="CartPole-v1", budget=80_000)]
+    + [
+        Row(algo="rainbow", env_id="CartPole-v1", budget=80_000, args={c: False}, name=f"rainbow_no_{c}")
+        for c in RAINBOW_COMPONENTS
+    ]
+    + [Row(algo="rainbow", env_id="CartPole-v1", budget=80_000, args={"n_step": 1}, name="rainbow_one_step")]
 )
 
 CONTINUOUS_ENVS = ("Pendulum-v1", "MountainCarContinuous-v0")
@@ -288,8 +343,8 @@ PENDULUM = {
     "trpo": (100_000, dict(gamma=0.9, num_steps=1024, vf_epochs=15, vf_minibatches=16)),
 }
 CONTINUOUS = tuple(
-    [Row(name, "Pendulum-v1", budget, args=args) for name, (budget, args) in PENDULUM.items()]
-    + [Row(name, "MountainCarContinuous-v0", 300_000) for name in PENDULUM]
+    [Row(algo=name, env_id="Pendulum-v1", budget=budget, args=args) for name, (budget, args) in PENDULUM.items()]
+    + [Row(algo=name, env_id="MountainCarContinuous-v0", budget=300_000) for name in PENDULUM]
 )
 
 # MuJoCo at 1M steps: a cluster's work (the off-policy scripts run at 20 to 40 steps per second on one core here, so
@@ -306,17 +361,17 @@ MUJOCO_ARGS = {
     "trpo": dict(num_steps=1024, gae_lambda=0.95, cg_iters=25, cg_damping=0.1, vf_minibatches=16),
 }
 MUJOCO = tuple(
-    Row(name, env_id, 1_000_000, args=args)
+    Row(algo=name, env_id=env_id, budget=1_000_000, args=args)
     for name, args in MUJOCO_ARGS.items()
     for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
 )
 
 # The tabular scripts on the book's and gymnasium's toy-text envs (episodes, not steps).
 TABULAR_SUITE = tuple(
-    [Row("exploration_bot", "bandit-10", 1000)]
-    + [Row(name, env_id, 500) for name in TABULAR[1:4] for env_id in ("CliffWalking-v1", "Taxi-v4")]
-    + [Row("q_learning", "FrozenLake-v1", 5000)]
-    + [Row("dyna_q", "dyna-maze", 50)]
+    [Row(algo="exploration_bot", env_id="bandit-10", budget=1000)]
+    + [Row(algo=name, env_id=env_id, budget=500) for name in TD_CONTROL for env_id in ("CliffWalking-v1", "Taxi-v4")]
+    + [Row(algo="q_learning", env_id="FrozenLake-v1", budget=5000)]
+    + [Row(algo="dyna_q", env_id="dyna-maze", budget=50)]
 )
 
 # The multi-agent scripts at 1M steps on simple_spread (both) and simple_adversary (maddpg, a mixed task: read its
@@ -325,34 +380,34 @@ TABULAR_SUITE = tuple(
 # over the first 200k steps. Team returns throughout (the sum over agents). One or two seeds: a run takes 15 to 45
 # minutes on one core here.
 MARL = (
-    Row("qmix", "simple_spread_v3", 1_000_000, (1,), args=dict(eval_episodes=100)),
+    Row(algo="qmix", env_id="simple_spread_v3", budget=1_000_000, seeds=(1,), args=dict(eval_episodes=100)),
     # the defaults' learning rate, annealed over 1M steps, stays high long enough for the mixer's gain to run away (see
     # the suite's note); 1e-4 annealed over 1M integrates to the same sum of step sizes as 5e-4 annealed over 200k
     Row(
-        "qmix",
-        "simple_spread_v3",
-        1_000_000,
-        (1,),
+        algo="qmix",
+        env_id="simple_spread_v3",
+        budget=1_000_000,
+        seeds=(1,),
         args=dict(eval_episodes=100, learning_rate=1e-4),
         name="qmix_lr1e-4",
     ),
     # the same with agents twice as wide: is the slow climb at 1e-4 the agents' capacity? (At width 256 the run
     # diverged by 160k steps: see the suite's note.)
     Row(
-        "qmix",
-        "simple_spread_v3",
-        1_000_000,
-        (1,),
+        algo="qmix",
+        env_id="simple_spread_v3",
+        budget=1_000_000,
+        seeds=(1,),
         args=dict(eval_episodes=100, learning_rate=1e-4, hidden_dim=128),
         name="qmix_lr1e-4_h128",
     ),
-    Row("maddpg", "simple_spread_v3", 1_000_000, (1,), args=dict(eval_episodes=100)),
-    Row("maddpg", "simple_adversary_v3", 1_000_000, (1,), args=dict(eval_episodes=100)),
+    Row(algo="maddpg", env_id="simple_spread_v3", budget=1_000_000, seeds=(1,), args=dict(eval_episodes=100)),
+    Row(algo="maddpg", env_id="simple_adversary_v3", budget=1_000_000, seeds=(1,), args=dict(eval_episodes=100)),
     Row(
-        "qmix",
-        "Foraging-8x8-2p-3f-v3",
-        2_000_000,
-        (1, 2),
+        algo="qmix",
+        env_id="Foraging-8x8-2p-3f-v3",
+        budget=2_000_000,
+        seeds=(1, 2),
         args=dict(
             eval_episodes=100,
             eval_frequency=100_000,

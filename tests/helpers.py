@@ -1,26 +1,94 @@
-"""Helpers shared by the tests: the scripts' smoke arguments, and reading run folders and TensorBoard logs."""
+"""Helpers shared by the tests: the scripts' smoke arguments, reading run folders and TensorBoard logs, running a
+script as a user would and checking how it fails, waiting for a condition, and rows for the replay buffers."""
 
 import glob
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
 from benchmarks.report import read_scalars  # noqa: F401 (the tests read TensorBoard logs as report.py does)
 from benchmarks.run import budget_field, load_algo
-from benchmarks.suites import PLANNERS, SMOKE  # noqa: F401 (PLANNERS: the scripts that learn nothing)
+from benchmarks.suites import PLANNERS  # noqa: F401 (the scripts that learn nothing)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALGO_FILES = sorted(
     path for path in glob.glob(os.path.join(REPO, "algos", "*.py")) if not os.path.basename(path).startswith("_")
 )
 
-# Each script with the Args of a smoke run: a budget that exercises every code path (updates included) in seconds. They
-# are the rows of the benchmark's smoke suite (benchmarks/suites.py), so that `benchmarks/run.py --suite smoke` runs
-# exactly what these tests run.
+
+def _smoke(**args) -> dict:
+    """A smoke run's Args: `args` and two evaluation episodes."""
+    return {**args, "eval_episodes": 2}
+
+
+# Each script with the Args of a smoke run: a budget that exercises every code path (updates included) in seconds. These
+# are the tests' own settings (a new script joins the shared tests of test_common.py here); the benchmark's smoke suite
+# in benchmarks/suites.py is free to differ.
+_DQN_FAMILY = _smoke(env_id="CartPole-v1", total_timesteps=600, learning_starts=200, batch_size=32)
+_OFF_POLICY = _smoke(env_id="Pendulum-v1", total_timesteps=600, learning_starts=300, batch_size=32)
+_TD_CONTROL = _smoke(env_id="CliffWalking-v1", total_episodes=5)
 SMOKE_ARGS = {
-    row.algo: {**row.args, "env_id": row.env_id, budget_field(load_algo(row.algo).Args): row.budget} for row in SMOKE
+    "dqn": _DQN_FAMILY,
+    "c51": _DQN_FAMILY,
+    "qr_dqn": _DQN_FAMILY,
+    "rainbow": _DQN_FAMILY,
+    "ppo": _smoke(
+        env_id="CartPole-v1", total_timesteps=256, num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2
+    ),
+    # Pendulum's episodes last 200 steps: two rollouts of 128 steps per env finish one in each env
+    "ppo_continuous": _smoke(
+        env_id="Pendulum-v1", total_timesteps=512, num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2
+    ),
+    "ddpg": _OFF_POLICY,
+    "td3": _OFF_POLICY,
+    "sac": _OFF_POLICY,
+    # reinforce's batches are whole episodes: with one env, the budget ends exactly where it says
+    "reinforce": _smoke(env_id="CartPole-v1", total_timesteps=400, num_envs=1),
+    "a2c": _smoke(env_id="CartPole-v1", total_timesteps=400, num_envs=2, num_steps=8),
+    # one worker, so that a smoke run is bit-reproducible (with more, a3c's runs are not)
+    "a3c": _smoke(env_id="CartPole-v1", total_timesteps=400, num_workers=1, num_steps=8),
+    "trpo": _smoke(env_id="CartPole-v1", total_timesteps=256, num_envs=2, num_steps=64, vf_epochs=2),
+    # the exploration bot's default env (bandit-10) cannot render or go NaN: its smoke run uses Cliff Walking
+    "exploration_bot": {**_TD_CONTROL, "num_runs": 1},
+    "q_learning": _TD_CONTROL,
+    "sarsa": _TD_CONTROL,
+    "expected_sarsa": _TD_CONTROL,
+    "dyna_q": _smoke(env_id="dyna-maze", total_episodes=5),
+    # a planner's budget is its evaluation episodes
+    "mcts": _smoke(env_id="CartPole-v1", num_simulations=4, rollout_depth=5),
+    # 3 episodes of at most 25 steps (H = 5); `goal_space` also serves the NaN test's env, which has another id
+    "hac": _smoke(
+        env_id="MountainCarContinuous-v0",
+        total_episodes=3,
+        time_limit=5,
+        batch_size=32,
+        updates_per_episode=2,
+        goal_space="MountainCarContinuous-v0",
+    ),
+    # one random episode, then one planned (100 actions of a tiny model and CEM), 2 gradient steps after each
+    "planet": _smoke(
+        env_id="Pendulum-v1",
+        total_timesteps=400,
+        seed_episodes=1,
+        train_steps=2,
+        batch_size=4,
+        chunk_length=8,
+        deterministic_size=16,
+        stochastic_size=4,
+        hidden_size=16,
+        horizon=3,
+        candidates=16,
+        top_k=4,
+        iterations=2,
+    ),
+    # 12 episodes of 25 steps: the last 8 train (and the buffers wrap); the periodic evaluation runs in its own test
+    "qmix": _smoke(env_id="simple_spread_v3", total_timesteps=300, learning_starts=100, batch_size=4, buffer_size=8),
+    "maddpg": _smoke(
+        env_id="simple_spread_v3", total_timesteps=300, learning_starts=100, batch_size=32, train_frequency=25
+    ),
 }
 # The tabular scripts' budget is `total_episodes`, the planner's `eval_episodes`; the others' `total_timesteps`.
 BUDGET = {name: budget_field(load_algo(name).Args) for name in SMOKE_ARGS}
@@ -68,7 +136,7 @@ def smoke_args(name: str, tmp_path, **overrides):
 
 def smoke_env_id(name: str) -> str:
     """The env of a script's smoke run."""
-    return SMOKE_ARGS[name].get("env_id", load_algo(name).Args.env_id)
+    return SMOKE_ARGS[name]["env_id"]
 
 
 def model_file(run_dir: str, name: str) -> str:
@@ -98,7 +166,21 @@ def scalar_tags(run_dir: str) -> list:
     return accumulator.Tags()["scalars"]
 
 
-def run_script(name: str, *cli_args: str, cwd=None, timeout: int = 300) -> subprocess.CompletedProcess:
+# How long a test waits for a process or a condition before it calls it hung. Only a hang guard, generous because the
+# suite runs its tests side by side on few cores (`-n auto`): no test asserts how fast something runs.
+PATIENCE_S = 600
+
+
+def wait_until(condition, what: str, timeout_s: float = PATIENCE_S, every_s: float = 0.05):
+    """Poll `condition()` until it returns something true, and return that; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"gave up after {timeout_s:g} s waiting for {what}"
+        time.sleep(every_s)
+    return result
+
+
+def run_script(name: str, *cli_args: str, cwd=None, timeout: float = PATIENCE_S) -> subprocess.CompletedProcess:
     """Run `python algos/<name>.py ARGS` as a user would, capturing its output."""
     # tests/ on the path too: an env id "fake_envs:<name>" imports tests/fake_envs.py
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
@@ -110,6 +192,18 @@ def run_script(name: str, *cli_args: str, cwd=None, timeout: int = 300) -> subpr
         env=env,
         timeout=timeout,
     )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess, log_dir, *mentions: str) -> None:
+    """A script refused its input as CONTRIBUTING.md says: exit status 2, one line on stderr that says "error" and each
+    of `mentions`, no traceback, and nothing written under `log_dir`."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "error" in lines[0]
+    for mention in mentions:
+        assert mention in lines[0], (mention, lines[0])
+    assert not os.path.exists(log_dir) or not os.listdir(log_dir), f"{log_dir} holds {os.listdir(log_dir)}"
 
 
 # The 0.999 quantile of χ² with 9 degrees of freedom: a uniform sampler over 10 rows exceeds it in 1 seed of 1000.
@@ -135,3 +229,27 @@ def assert_learns(module, tmp_path, max_timesteps: int, min_return: float, **ove
     assert summary["total_timesteps"] <= max_timesteps
     assert summary["eval_return_mean"] >= min_return, summary["eval_return_mean"]
     return summary
+
+
+def transition(value: float, obs_dim: int = 2, act_dim: int | None = None) -> tuple:
+    """One env's step as a replay buffer's `add(obs, next_obs, actions, rewards, terminations)` takes it, every field a
+    function of `value`, so that a sampled row tells which step it came from and whether its fields stayed together:
+    obs = value, next obs = value + 0.5, action = int(value) % 3 (discrete, `act_dim` None) or -value in each of
+    `act_dim` entries (continuous), reward = 10 · value, terminated when value is even."""
+    if act_dim is None:
+        actions = np.array([int(value) % 3])
+    else:
+        actions = np.full((1, act_dim), -value, dtype=np.float32)
+    return (
+        np.full((1, obs_dim), value, dtype=np.float32),
+        np.full((1, obs_dim), value + 0.5, dtype=np.float32),
+        actions,
+        np.array([value * 10]),
+        np.array([value % 2 == 0]),
+    )
+
+
+def transitions(values, obs_dim: int = 2, act_dim: int | None = None) -> tuple:
+    """One step of several envs: the `transition` of each value, stacked env by env."""
+    rows = [transition(value, obs_dim, act_dim) for value in values]
+    return tuple(np.concatenate(field) for field in zip(*rows, strict=True))

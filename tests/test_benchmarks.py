@@ -8,17 +8,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
-from helpers import REPO, run_dirs
+from helpers import ALGO_FILES, PATIENCE_S, REPO, run_dirs, wait_until
 from torch.utils.tensorboard import SummaryWriter
 
 from benchmarks import report, run
 from benchmarks.suites import SMOKE, SUITES, Row
 
-SMOKE_ROWS = {row.algo: row for row in SMOKE}
+SMOKE_ROWS = {row.algo: row for row in SMOKE}  # the benchmark's smoke suite: one row a script
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -66,7 +65,7 @@ def write_fake_run(folder, seed: int, eval_return: float, train_returns, sps: fl
 
 
 def test_report_aggregates_seeds_as_computed_by_hand(tmp_path):
-    row = Row("dqn", "CartPole-v1", 1000, seeds=(1, 2, 3, 4))  # seed 4 never ran
+    row = Row(algo="dqn", env_id="CartPole-v1", budget=1000, seeds=(1, 2, 3, 4))  # seed 4 never ran
     folder = tmp_path / "runs" / "fake" / "dqn" / "CartPole-v1"
     for seed, eval_return in ((1, 100.0), (2, 100.0), (3, 400.0)):
         # 50 early episodes at 0, then 100 at 10 × seed: the last 100 average 10, 20, 30
@@ -95,7 +94,7 @@ def test_report_keeps_the_saved_seeds_of_runs_that_are_gone(tmp_path):
     """seeds.json carries each seed's numbers to the next report: a table survives the deletion of its raw runs, a run
     folder that is present wins over the saved seed, and a seed saved with other arguments is not used."""
     runs_dir, results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
-    row = Row("dqn", "CartPole-v1", 1000)
+    row = Row(algo="dqn", env_id="CartPole-v1", budget=1000)
     folder = tmp_path / "runs" / "fake" / "dqn" / "CartPole-v1"
     for seed, eval_return in ((1, 100.0), (2, 300.0)):
         write_fake_run(folder, seed, eval_return, [10.0 * seed] * 20, sps=1000.0)
@@ -112,14 +111,18 @@ def test_report_keeps_the_saved_seeds_of_runs_that_are_gone(tmp_path):
     text = open(report.write_report("fake", runs_dir, results_dir, rows=(row,))).read()
     assert "| 2 of 3 | 400.0 ± 100.0 | 35.0 ± 15.0 |" in text
 
-    other = Row("dqn", "CartPole-v1", 1000, args=dict(learning_rate=1e-3))  # seed 2 was saved with other settings
+    # seed 2 was saved with other settings
+    other = Row(algo="dqn", env_id="CartPole-v1", budget=1000, args=dict(learning_rate=1e-3))
     text = open(report.write_report("fake", runs_dir, results_dir, rows=(other,))).read()
     assert "| 1 of 3 | 500.0 ± 0.0 | 50.0 ± 0.0 |" in text
 
 
 def test_report_shows_returns_below_10_to_two_decimals(tmp_path):
     """Returns in [0, 1] (Level-Based Foraging) keep their second decimal; returns of tens keep one."""
-    rows = (Row("qmix", "Foraging-8x8-2p-3f-v3", 1000, (1, 2)), Row("dqn", "CartPole-v1", 1000, (1,)))
+    rows = (
+        Row(algo="qmix", env_id="Foraging-8x8-2p-3f-v3", budget=1000, seeds=(1, 2)),
+        Row(algo="dqn", env_id="CartPole-v1", budget=1000, seeds=(1,)),
+    )
     for seed, eval_return in ((1, 0.90), (2, 0.94)):
         write_fake_run(
             tmp_path / "runs" / "fake" / "qmix" / "Foraging-8x8-2p-3f-v3", seed, eval_return, [0.5] * 20, sps=1000.0
@@ -131,7 +134,7 @@ def test_report_shows_returns_below_10_to_two_decimals(tmp_path):
 
 
 def test_report_lists_rows_that_did_not_run(tmp_path):
-    row = Row("c51", "Acrobot-v1", 500_000)
+    row = Row(algo="c51", env_id="Acrobot-v1", budget=500_000)
     path = report.write_report("fake", str(tmp_path / "runs"), str(tmp_path / "results"), rows=(row,))
     assert "| c51 | Acrobot-v1 | 500k steps | 0 of 3 | not run |" in open(path).read()
 
@@ -146,23 +149,29 @@ def test_every_suite_row_can_run():
     assert {key: problem for key, problem in problems.items() if problem} == {}
 
 
+def test_every_script_has_a_row_in_the_smoke_suite():
+    """`benchmarks/run.py --suite smoke` runs every script once (the tests have their own smoke settings, in
+    tests/helpers.py)."""
+    assert sorted(row.algo for row in SUITES["smoke"]) == sorted(os.path.basename(p)[:-3] for p in ALGO_FILES)
+
+
 def test_command_is_what_a_user_types():
-    row = Row("dqn", "CartPole-v1", 500_000, args=dict(learning_rate=2.5e-4, anneal_lr=False))
+    row = Row(algo="dqn", env_id="CartPole-v1", budget=500_000, args=dict(learning_rate=2.5e-4, anneal_lr=False))
     line = run.command(row, 2, "logs")
     assert line[1:] == [
         os.path.join("algos", "dqn.py"),
         *("--env-id", "CartPole-v1", "--seed", "2", "--total-timesteps", "500000", "--exp-name", "dqn"),
         *("--log-dir", "logs", "--learning-rate", "0.00025", "--no-anneal-lr"),
     ]
-    assert "--total-episodes" in run.command(Row("sarsa", "CliffWalking-v1", 500), 1, "logs")
+    assert "--total-episodes" in run.command(Row(algo="sarsa", env_id="CliffWalking-v1", budget=500), 1, "logs")
 
 
 def test_bad_rows_fail_before_anything_runs(tmp_path, capsys):
     rows = (
-        Row("no_such_algo", "CartPole-v1", 1000),
-        Row("dqn", "NoSuchEnv-v0", 1000),
-        Row("dqn", "CartPole-v1", 1000, args=dict(no_such_argument=1)),
-        Row("dqn", "Pendulum-v1", 1000),
+        Row(algo="no_such_algo", env_id="CartPole-v1", budget=1000),
+        Row(algo="dqn", env_id="NoSuchEnv-v0", budget=1000),
+        Row(algo="dqn", env_id="CartPole-v1", budget=1000, args=dict(no_such_argument=1)),
+        Row(algo="dqn", env_id="Pendulum-v1", budget=1000),
         SMOKE_ROWS["q_learning"],
     )
     with pytest.raises(SystemExit) as exit_info:
@@ -188,7 +197,14 @@ def test_unknown_suite_and_row_are_rejected(capsys):
 def test_a_failing_run_is_reported_and_the_status_is_nonzero(tmp_path, monkeypatch, capsys):
     # the scripts' processes find the NaN-reward env of tests/fake_envs.py on their path
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([REPO, os.path.join(REPO, "tests")]))
-    nan_row = Row("sarsa", "fake_envs:NanRewardCliffWalking-v1", 50, (1,), dict(eval_episodes=2), name="sarsa_nan")
+    nan_row = Row(
+        algo="sarsa",
+        env_id="fake_envs:NanRewardCliffWalking-v1",
+        budget=50,
+        seeds=(1,),
+        args=dict(eval_episodes=2),
+        name="sarsa_nan",
+    )
     good_row = SMOKE_ROWS["q_learning"]
     outcomes = run.run_suite("failing", (nan_row, good_row), str(tmp_path), workers=2)
     assert run.report_failures(outcomes) == 1
@@ -222,33 +238,62 @@ def test_a_second_harness_on_the_same_suite_is_refused(tmp_path, capsys):
     ] == [0]
 
 
+def running(pattern: str) -> bool:
+    """Whether a process whose command line matches `pattern` is running (`--` ends pgrep's options: a pattern that
+    starts with "--" is a pattern, not an option)."""
+    result = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
+    assert result.returncode in (0, 1), result.stderr  # 0: found, 1: none; 2 and 3: pgrep could not search
+    return result.returncode == 0
+
+
 def test_resume_after_a_kill(tmp_path):
     """Kill the benchmark while its second run is going: the finished run is kept, the killed one leaves no process and
     no summary behind, and the next call runs only the killed one, from scratch."""
     argv = [sys.executable, os.path.join(REPO, "benchmarks", "run.py"), "--suite", "smoke", "--only", "reinforce"]
-    argv += ["a2c", "--workers", "1", "--runs-dir", str(tmp_path)]
-    finished = os.path.join(str(tmp_path), "smoke", "reinforce", "CartPole-v1", "seed_1")
-    killed = os.path.join(str(tmp_path), "smoke", "a2c", "CartPole-v1", "seed_1")
-    harness = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not os.path.isdir(killed) and time.time() < deadline:
-        time.sleep(0.05)
-    assert run.summary_path(finished) and os.path.isdir(killed)
-    harness.send_signal(signal.SIGTERM)
-    assert harness.wait(timeout=60) == 130
-    assert "interrupted" in harness.stderr.read()
+    argv += ["a2c", "--workers", "1", "--runs-dir", str(tmp_path / "runs")]
+    finished = os.path.join(str(tmp_path), "runs", "smoke", "reinforce", "CartPole-v1", "seed_1")
+    killed = os.path.join(str(tmp_path), "runs", "smoke", "a2c", "CartPole-v1", "seed_1")
+    killed_run = f"--log-dir {killed}"  # on the command line of the killed run's process, and of no other
+    with open(tmp_path / "stderr.log", "w") as stderr:
+        harness = subprocess.Popen(argv, cwd=REPO, stderr=stderr)
+
+    def killed_run_started() -> bool:
+        assert harness.poll() is None, "the benchmark ended before its second run had started"
+        return bool(run_dirs(killed))  # the script has made its run folder: its process is there
+
+    try:
+        wait_until(killed_run_started, "the second run to make its run folder")
+        assert running(killed_run)  # the check below can see a run that is there
+        harness.send_signal(signal.SIGTERM)
+        assert harness.wait(timeout=PATIENCE_S) == 130
+    finally:  # a failed assertion leaves no benchmark running (SIGTERM: the harness stops its runs)
+        if harness.poll() is None:
+            harness.send_signal(signal.SIGTERM)
+            harness.wait(timeout=60)
+    assert "interrupted" in (tmp_path / "stderr.log").read_text()
     assert run.summary_path(killed) is None  # stopped mid-way
+    assert not running(killed_run)  # nothing of the killed run is left running
+    assert run.summary_path(finished)
     stale = run_dirs(killed)
-    # nothing of the killed run is left running
-    assert subprocess.run(["pgrep", "-f", f"--log-dir {killed}"], capture_output=True).stdout == b""
     kept = run.summary_path(finished)
     kept_mtime = os.path.getmtime(kept)
 
-    again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=PATIENCE_S)
     assert again.returncode == 0, again.stderr
     assert run.summary_path(finished) == kept and os.path.getmtime(kept) == kept_mtime  # not run again
     assert run.summary_path(killed) is not None  # re-run ...
-    assert not set(stale) & set(run_dirs(killed))  # ... from scratch: what the killed run left was removed
+    assert stale and not set(stale) & set(run_dirs(killed))  # ... from scratch: what the killed run left was removed
+
+
+def test_a_stopped_benchmark_starts_no_more_runs(tmp_path):
+    """Once the harness has stopped its runs (Ctrl-C, SIGTERM), a run that a worker thread was about to start does not
+    start: it would otherwise run to its end, unseen, while the benchmark waits for it."""
+    processes = run.Processes()
+    processes.stop_all()
+    line = [sys.executable, "-c", "open('ran', 'w')"]
+    outcome = run.execute(line, str(tmp_path), time_limit_s=PATIENCE_S, cwd=str(tmp_path), processes=processes)
+    assert outcome.returncode != 0 and "not started" in outcome.error
+    assert not os.path.exists(tmp_path / "ran")
 
 
 def test_ray_backend_runs_the_smoke_suites_cheapest_rows(tmp_path):

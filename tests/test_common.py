@@ -1,10 +1,12 @@
-"""Behaviour every script shares (../shared/CONVENTIONS.md): the run folder, summary.json, bad input, determinism,
+"""Behaviour every script shares (CONTRIBUTING.md): the run folder, summary.json, bad input, determinism,
 NaN handling, saving and re-evaluating a model, video capture, tracking and --help."""
 
 import json
 import os
+import types
 
 import pytest
+import torch
 from helpers import (
     ALGO_FILES,
     BUDGET,
@@ -12,11 +14,11 @@ from helpers import (
     SMOKE_ARGS,
     SUMMARY_KEYS,
     WRONG_SPACE,
+    assert_clean_failure,
     load_algo,
     model_file,
     only_run_dir,
     read_scalars,
-    run_dirs,
     run_script,
     scalar_tags,
     smoke_args,
@@ -25,6 +27,7 @@ from helpers import (
 
 ALGOS = sorted(SMOKE_ARGS)
 LEARNERS = [name for name in ALGOS if name not in PLANNERS]  # the scripts that train: they log losses, save models
+TORCH_LEARNERS = [name for name in LEARNERS if hasattr(load_algo(name), "torch")]  # their models are torch checkpoints
 # Per script: an env of its spaces whose rewards turn NaN (tests/fake_envs.py; dyna-maze is not in gymnasium's
 # registry, so dyna_q uses Cliff Walking's; A3C's workers are other processes, which import the module by the id;
 # mcts.py's first CartPole episode may outlast the 50 steps before the NaN, while Cliff Walking's are cut at 100; the
@@ -40,7 +43,7 @@ NAN_ENV = {name: f"NanReward{smoke_env_id(name)}" for name in ALGOS} | {
 
 
 def test_every_script_has_smoke_args():
-    """A new script joins these shared tests by a row in the smoke suite of benchmarks/suites.py."""
+    """A new script joins these shared tests by an entry in the smoke table of tests/helpers.py."""
     assert sorted(os.path.basename(p)[:-3] for p in ALGO_FILES) == ALGOS
 
 
@@ -112,24 +115,24 @@ def test_bad_input_fails_cleanly(name, case, cli_args, mentions, tmp_path):
     budget_flag = "--" + BUDGET[name].replace("_", "-")
     cli_args = [budget_flag if arg == "BUDGET" else arg for arg in cli_args]
     result = run_script(name, "--log-dir", str(tmp_path), *cli_args)
-    _assert_clean_failure(result, mentions.replace("BUDGET", budget_flag[2:]), tmp_path)
+    assert_clean_failure(result, tmp_path, mentions.replace("BUDGET", budget_flag[2:]))
+
+
+@pytest.mark.parametrize("name", TORCH_LEARNERS)
+def test_a_checkpoint_of_another_script_is_refused(name, tmp_path):
+    other = "c51" if name == "dqn" else "dqn"
+    foreign = str(tmp_path / f"{other}.pt")
+    torch.save({"algo": other, "env_id": smoke_env_id(name)}, foreign)
+    log_dir = str(tmp_path / "logs")
+    result = run_script(name, "--log-dir", log_dir, "--env-id", smoke_env_id(name), "--checkpoint", foreign)
+    assert_clean_failure(result, log_dir, foreign, "checkpoint")
 
 
 @pytest.mark.parametrize("name", ALGOS)
 def test_wrong_action_space_names_the_script_that_fits(name, tmp_path):
     env_id, advice = WRONG_SPACE[name]
     result = run_script(name, "--log-dir", str(tmp_path), "--env-id", env_id)
-    _assert_clean_failure(result, "action space", tmp_path)
-    assert advice in result.stderr
-
-
-def _assert_clean_failure(result, mentions, log_dir):
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr and "error" in lines[0]
-    assert mentions in lines[0]
-    assert not run_dirs(log_dir), "a run folder was left behind"
+    assert_clean_failure(result, tmp_path, "action space", advice)
 
 
 @pytest.mark.parametrize("name", ALGOS)
@@ -141,7 +144,7 @@ def test_nan_loss_stops_with_message_and_keeps_logs(name, tmp_path, capsys):
     assert exit_info.value.code == 1
     message = capsys.readouterr().err.strip()
     # a planner has no loss: its return estimate is what turns NaN
-    assert "global step" in message and ("return estimate" if name in PLANNERS else "loss") in message
+    assert "global step" in message and ("return_estimate" if name in PLANNERS else "loss") in message
     assert "Traceback" not in message
     run_dir = only_run_dir(tmp_path)
     assert not os.path.exists(os.path.join(run_dir, "summary.json"))
@@ -154,6 +157,9 @@ def test_saved_model_reevaluates_to_the_same_returns(name, tmp_path):
     module = load_algo(name)
     trained = module.train(smoke_args(name, tmp_path / "train", save_model=True))
     model_path = model_file(only_run_dir(tmp_path / "train"), name)
+    if model_path.endswith(".pt"):  # one layout in every torch script: who saved it, for which env, then the model
+        checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
+        assert checkpoint["algo"] == name and checkpoint["env_id"] == smoke_env_id(name)
     evaluated = module.train(smoke_args(name, tmp_path / "eval", checkpoint=model_path))
     # the same weights (and normalization statistics) on the same evaluation seeds give the same returns
     assert evaluated["eval_return_mean"] == trained["eval_return_mean"]
@@ -181,10 +187,13 @@ def test_track_logs_to_wandb_offline(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ALGOS)
-def test_runs_started_in_the_same_second_get_their_own_folders(name, tmp_path):
+def test_runs_started_in_the_same_second_get_their_own_folders(name, tmp_path, monkeypatch):
     module = load_algo(name)
     args = smoke_args(name, tmp_path)
+    # the script's clock stands still: both runs start in the same second, whatever the machine's load
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.5))
     first_name, first_dir = module.make_run_dir(args)
     second_name, second_dir = module.make_run_dir(args)
-    assert first_dir != second_dir and os.path.isdir(first_dir) and os.path.isdir(second_dir)
-    assert first_name.rsplit("__", 1)[0] == second_name.rsplit("__", 1)[0] == f"{args.env_id}__{name}__1"
+    assert first_name == f"{args.env_id}__{name}__1__1700000000"
+    assert second_name == f"{args.env_id}__{name}__1__1700000001"  # the next free second
+    assert os.path.isdir(first_dir) and os.path.isdir(second_dir)

@@ -1,10 +1,15 @@
 """algos/dqn.py: the TD target, truncation handling, the replay buffer, the schedules, and a learning test."""
 
-import gymnasium as gym
-import numpy as np
 import pytest
 import torch
-from helpers import CHI_SQUARE_9_DOF_QUANTILE_999, assert_learns, chi_square_against_uniform, load_algo
+from helpers import (
+    CHI_SQUARE_9_DOF_QUANTILE_999,
+    assert_learns,
+    chi_square_against_uniform,
+    load_algo,
+    transition,
+    transitions,
+)
 
 dqn = load_algo("dqn")
 
@@ -21,40 +26,10 @@ def test_td_target_bootstraps_truncated_but_not_terminated_transitions():
     assert truncation_as_termination[2].item() == pytest.approx(1.0)
 
 
-def test_true_next_obs_is_the_final_observation_of_a_truncated_episode():
-    # CartPole cut off after 3 steps, in a same-step-autoreset vector env as the script makes it
-    envs = gym.vector.SyncVectorEnv(
-        [lambda: gym.make("CartPole-v1", max_episode_steps=3)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-    )
-    reference = gym.make("CartPole-v1", max_episode_steps=3)
-    envs.reset(seed=7)
-    reference.reset(seed=7)
-    for step in range(3):
-        next_obs, _, terminated, truncated, infos = envs.step(np.array([step % 2]))
-        ref_obs, *_ = reference.step(step % 2)
-    assert truncated[0] and not terminated[0]
-    real = dqn.true_next_obs(next_obs, infos)
-    np.testing.assert_array_equal(real[0], ref_obs)  # the state the episode was cut off in
-    assert not np.array_equal(next_obs[0], ref_obs)  # next_obs is already the reset observation
-    # without an episode end, next_obs is returned as it is
-    next_obs, _, _, _, infos = envs.step(np.array([0]))
-    assert dqn.true_next_obs(next_obs, infos) is next_obs
-
-
-def _transition(value: float):
-    return (
-        np.full((1, 2), value, dtype=np.float32),  # obs
-        np.full((1, 2), value + 0.5, dtype=np.float32),  # next obs
-        np.array([int(value) % 3]),  # action
-        np.array([value * 10]),  # reward
-        np.array([value % 2 == 0]),  # terminated
-    )
-
-
 def test_replay_buffer_returns_what_was_stored():
     rb = dqn.ReplayBuffer(capacity=8, obs_dim=2, device=torch.device("cpu"), seed=0)
     for value in range(5):
-        rb.add(*_transition(float(value)))
+        rb.add(*transition(float(value)))
     obs, actions, rewards, next_obs, terminations = rb.sample(2_000)
     values = obs[:, 0]
     assert set(values.tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}  # every stored row, and nothing else
@@ -69,22 +44,22 @@ def test_replay_buffer_returns_what_was_stored():
 def test_replay_buffer_wraps_at_capacity_also_with_several_envs():
     rb = dqn.ReplayBuffer(capacity=5, obs_dim=2, device=torch.device("cpu"), seed=0)
     for value in range(7):
-        rb.add(*_transition(float(value)))
+        rb.add(*transition(float(value)))
     assert rb.size == 5 and rb.pos == 2
     assert sorted(rb.obs[:, 0].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]  # the two oldest were overwritten
     assert rb.obs[0, 0] == 5.0 and rb.obs[1, 0] == 6.0
     # three envs at once across the wrap point: rows 2, 3 and 4 hold them
-    batch = [np.concatenate(fields) for fields in zip(*[_transition(v) for v in (10.0, 11.0, 12.0)], strict=True)]
+    batch = transitions((10.0, 11.0, 12.0))
     rb.add(*batch)
     assert rb.obs[:, 0].tolist() == [5.0, 6.0, 10.0, 11.0, 12.0] and rb.pos == 0
-    rb.add(*_transition(13.0))
+    rb.add(*transition(13.0))
     assert rb.obs[0, 0] == 13.0 and rb.pos == 1
 
 
 def test_replay_buffer_samples_uniformly():
     rb = dqn.ReplayBuffer(capacity=10, obs_dim=2, device=torch.device("cpu"), seed=123)
     for value in range(10):
-        rb.add(*_transition(float(value)))
+        rb.add(*transition(float(value)))
     sampled_rows = rb.sample(100_000)[0][:, 0].long().numpy()
     assert chi_square_against_uniform(sampled_rows, 10) < CHI_SQUARE_9_DOF_QUANTILE_999
 
