@@ -4,7 +4,7 @@ Mnih et al. (2016), "Asynchronous Methods for Deep Reinforcement Learning", ICML
 their own env and a local copy of the network. A worker copies the global parameters, takes `num_steps` steps, computes
 the gradient of the actor-critic loss on its own n-step batch, and applies it to the global parameters, which live in
 shared memory, with RMSProp whose running averages are shared too, without any lock ("Hogwild!", Recht et al. 2011):
-workers may overwrite each other's updates, which the paper found harmless. The loss is a3c.py's: the policy gradient
+workers may overwrite each other's updates, which the paper found harmless. The loss is a2c.py's: the policy gradient
 ∇ log π(a_t|s_t) Â_t with the advantage Â_t = G_t − V(s_t) of the n-step return G_t (GAE with λ = 1; `gae_lambda` < 1
 gives GAE(γ, λ)), the critic's regression of V(s_t) on G_t, and an entropy bonus. A time-limit truncation is not a
 termination: the return bootstraps from the value of the observation the episode was cut off in. The main process
@@ -16,15 +16,11 @@ Runs are not bit-reproducible with more than one worker: the order in which the 
 operating system's scheduling. With `--num-workers 1` the same seed gives the same run. A3C is a CPU method (one
 core per worker, no GPU), so this script has no `--cuda` flag.
 
-Learning on CartPole-v1 at these defaults is not smooth: most runs reach training returns of 500 within 25k-150k
-steps, later fall below 100 once and climb back, and a run that falls when the annealed learning rate is small can end
-low (two workers beside other work on this machine's 2 cores, seeds 1-8: 500, 500, 173.8, 500, 500, 500, 184.3, 500;
-one worker, seeds 1-5 and 11-15: 500 but for one 314.7). Tried on 3 to 9 seeds each, two workers, and not adopted, as
-each had runs end below 300: RMSProp ε 1e-4, 3e-4 or 1e-3, ε 1e-3 with a learning rate of 1e-3 (3 of 9), an entropy
-bonus of 0.01 (slower: 3 of 8), a learning rate of 5e-4, 40-step updates.
-
 Spaces: Box observations; Discrete or Box actions.
 Run: python algos/a3c.py --env-id CartPole-v1 --num-workers 2
+Benchmarks: benchmarks/results/classic/README.md (CartPole, Acrobot, MountainCar), benchmarks/POLICY_GRADIENT.md
+(Pendulum; the speed-up of two workers over one).
+What was tried and measured: benchmarks/NOTES.md#a3cpy
 """
 
 # Imports
@@ -107,36 +103,7 @@ class Args:
     """the ε added to RMSProp's denominator"""
 
 
-# Environment, networks and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    for name in ("num_workers", "num_steps", "eval_episodes"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    if args.checkpoint is None and args.total_timesteps < args.num_steps:
-        fail(f"--total-timesteps {args.total_timesteps} is less than one rollout (--num-steps {args.num_steps})")
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
-        fail(f"a3c.py needs a Discrete or Box action space, but {args.env_id} has {act_space}")
-    if not isinstance(obs_space, gym.spaces.Box):
-        fail(f"a3c.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
-
-
+# The algorithm: environment, actor-critic, rollout, GAE, the actor-critic loss, shared RMSProp and the workers
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
     def thunk():
         if capture_video and idx == 0:
@@ -224,20 +191,30 @@ class Agent(nn.Module):
         return out if self.continuous else out.argmax(dim=-1)
 
 
-def shared_rmsprop_step(params, grads, square_avgs, lr: float, alpha: float, eps: float) -> None:
-    """RMSProp with statistics shared by all workers (the paper's "shared RMSProp"), in place and without a lock:
-    g ← α g + (1 − α) Δθ², θ ← θ − η Δθ / (√g + ε), for the global parameters θ and a worker's gradient Δθ."""
-    with torch.no_grad():
-        for param, grad, square_avg in zip(params, grads, square_avgs, strict=True):
-            square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-            param.addcdiv_(grad, square_avg.sqrt().add_(eps), value=-lr)
-
-
 def env_action(action: torch.Tensor, act_space: gym.Space) -> np.ndarray:
     """What the env is sent: an integer per env (Discrete), or the action clipped to the bounds (Box)."""
     if isinstance(act_space, gym.spaces.Box):
         return np.clip(action.cpu().numpy(), act_space.low, act_space.high)
     return action.cpu().numpy().astype(np.int64)
+
+
+class Rollout:
+    """The storage of one rollout, allocated once: a row per step, a column per env."""
+
+    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, action_shape: tuple, action_dtype, device):
+        shape = (num_steps, num_envs)
+        self.obs = torch.zeros(shape + (obs_dim,), device=device)
+        self.actions = torch.zeros(shape + action_shape, dtype=action_dtype, device=device)
+        self.rewards = torch.zeros(shape, device=device)
+        self.terminations = torch.zeros(shape, device=device)
+        self.dones = torch.zeros(shape, device=device)
+        self.values = torch.zeros(shape, device=device)
+        self.final_values = torch.zeros(shape, device=device)  # V(final obs) where an episode was truncated, else 0
+
+    def batch(self, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+        """The rollout as one batch of num_steps × num_envs rows, with its advantages and value targets."""
+        rows = dict(obs=self.obs, actions=self.actions, values=self.values)
+        return {name: x.flatten(0, 1) for name, x in dict(rows, advantages=advantages, returns=returns).items()}
 
 
 def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
@@ -249,6 +226,39 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     for i in np.flatnonzero(infos["_final_obs"]):
         real[i] = infos["final_obs"][i]
     return real
+
+
+def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, global_step, budget: int, messages) -> tuple:
+    """Fill `rollout` with num_steps steps of the worker's env, a ~ π(·|s), each counted on the shared step counter
+    `global_step` (the one shared value behind a lock), and report the episodes that end. Returns the observation to go
+    on from and the step count, or None for the count when the budget ran out within the rollout."""
+    device = next_obs.device
+    for step in range(len(rollout.obs)):
+        with global_step.get_lock():
+            if global_step.value >= budget:
+                return next_obs, None
+            global_step.value += envs.num_envs
+            step_count = global_step.value
+        rollout.obs[step] = next_obs
+        with torch.inference_mode():
+            action, _, _, value = agent.get_action_and_value(next_obs)
+        rollout.actions[step], rollout.values[step] = action, value
+
+        next_obs_np, reward, terminated, truncated, infos = envs.step(env_action(action, envs.single_action_space))
+        if "_episode" in infos:
+            messages.put(("episode", float(infos["episode"]["r"][0]), int(infos["episode"]["l"][0]), step_count))
+        rollout.rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
+        rollout.terminations[step] = torch.as_tensor(terminated, device=device)
+        rollout.dones[step] = torch.as_tensor(terminated | truncated, device=device)
+        rollout.final_values[step] = 0.0
+        if truncated.any():
+            # truncation is not termination: keep V(s_final) to bootstrap from
+            final_obs = true_next_obs(next_obs_np, infos)[truncated]
+            with torch.inference_mode():
+                final_value = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device))
+            rollout.final_values[step, torch.as_tensor(truncated, device=device)] = final_value
+        next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
+    return next_obs, step_count
 
 
 def compute_gae(rewards, values, next_values, terminations, dones, gamma: float, gae_lambda: float):
@@ -268,6 +278,100 @@ def compute_gae(rewards, values, next_values, terminations, dones, gamma: float,
         last_advantage = delta + gamma * gae_lambda * (1.0 - dones[t]) * last_advantage  # Â_t = δ_t + γλ Â_{t+1}
         advantages[t] = last_advantage
     return advantages, advantages + values
+
+
+def estimate_advantages(agent, rollout: Rollout, next_obs: torch.Tensor, gamma: float, gae_lambda: float) -> tuple:
+    """compute_gae over the rollout; V(s') is the next stored value, V(next_obs) after the last step, or V(s_final)
+    where the episode ended."""
+    with torch.inference_mode():
+        next_values = torch.cat([rollout.values[1:], agent.get_value(next_obs)[None]])
+    next_values = torch.where(rollout.dones.bool(), rollout.final_values, next_values)
+    return compute_gae(
+        rollout.rewards, rollout.values, next_values, rollout.terminations, rollout.dones, gamma, gae_lambda
+    )
+
+
+def a2c_loss(agent, batch: dict, args: Args) -> tuple:
+    """The loss −L_PG + c_v L_V − c_e H of a batch, and its parts (a dict).
+
+    L_PG = E[Â log π(a|s)], whose gradient is the policy gradient, with Â normalized over the batch with `norm_adv`;
+    L_V = ½ E[(V(s) − R)²], the critic's regression on the n-step return R; H the mean entropy of π(·|s).
+    """
+    _, logprob, entropy, value = agent.get_action_and_value(batch["obs"], batch["actions"])
+    advantages = batch["advantages"]
+    if args.norm_adv:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    pg_loss = -(advantages * logprob).mean()
+    v_loss = 0.5 * ((value - batch["returns"]) ** 2).mean()
+    entropy_loss = entropy.mean()
+    loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+    return loss, {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": entropy_loss.detach()}
+
+
+def shared_rmsprop_step(params, grads, square_avgs, lr: float, alpha: float, eps: float) -> None:
+    """RMSProp with statistics shared by all workers (the paper's "shared RMSProp"), in place and without a lock:
+    g ← α g + (1 − α) Δθ², θ ← θ − η Δθ / (√g + ε), for the global parameters θ and a worker's gradient Δθ."""
+    with torch.no_grad():
+        for param, grad, square_avg in zip(params, grads, square_avgs, strict=True):
+            square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+            param.addcdiv_(grad, square_avg.sqrt().add_(eps), value=-lr)
+
+
+def worker(worker_id: int, args: Args, video_dir: str, shared_agent: Agent, square_avgs: list, global_step, messages):
+    """One actor-learner process: its own env and local network, n-step updates applied to the shared parameters.
+    It reports finished episodes, losses, its end ("done") and any error to the main process through `messages`."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it ends the workers
+        torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
+        random.seed(args.seed + worker_id)
+        np.random.seed(args.seed + worker_id)
+        torch.manual_seed(args.seed + worker_id)
+        torch.set_flush_denormal(True)
+        parent_pid = os.getppid()
+        # one env per worker; same-step autoreset, so that no transition crosses a reset (see `true_next_obs`)
+        envs = gym.vector.SyncVectorEnv(
+            [make_env(args.env_id, worker_id, args.capture_video, video_dir)],
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
+        envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+        obs_dim = int(np.prod(envs.single_observation_space.shape))
+        act_space = envs.single_action_space
+        agent = Agent(obs_dim, act_space)  # the worker's local copy θ'
+        shared_params = list(shared_agent.parameters())
+        rollout = Rollout(args.num_steps, 1, obs_dim, act_space.shape, torch.float32, "cpu")
+
+        update = 0
+        next_obs = torch.as_tensor(envs.reset(seed=args.seed + worker_id)[0], dtype=torch.float32)
+        while os.getppid() == parent_pid:  # a worker whose main process is gone stops
+            agent.load_state_dict(shared_agent.state_dict())  # θ' ← θ
+            # collect: num_steps steps with the policy of θ'
+            next_obs, step_count = collect_rollout(
+                envs, agent, rollout, next_obs, global_step, args.total_timesteps, messages
+            )
+            if step_count is None:
+                break  # the budget ran out within the rollout: the partial rollout is dropped
+            # estimate: n-step returns (GAE with λ = 1) and their advantages
+            advantages, returns = estimate_advantages(agent, rollout, next_obs, args.gamma, args.gae_lambda)
+            # update: the gradient of θ', applied to the shared parameters θ without a lock
+            loss, losses = a2c_loss(agent, rollout.batch(advantages, returns), args)
+            if not torch.isfinite(loss):
+                messages.put(("not finite", step_count, {k: float(v) for k, v in (losses | {"loss": loss}).items()}))
+                return
+            agent.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm, foreach=True)
+            lr = args.learning_rate * (1.0 - step_count / args.total_timesteps if args.anneal_lr else 1.0)
+            grads = [param.grad for param in agent.parameters()]
+            shared_rmsprop_step(shared_params, grads, square_avgs, lr, args.rmsprop_alpha, args.rmsprop_eps)
+
+            update += 1
+            if update % 100 == 1:  # TensorBoard at a worker's first update and every 100th after: they are many
+                losses = {name: float(value) for name, value in losses.items()}
+                messages.put(("losses", step_count, losses | {"learning_rate": lr}))
+        envs.close()
+        messages.put(("done", worker_id, None))
+    except Exception as e:
+        messages.put(("error", f"worker {worker_id} raised {type(e).__name__}: {e}", traceback.format_exc()))
 
 
 def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
@@ -292,6 +396,273 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_workers", "num_steps", "learning_rate", "max_grad_norm")
+    check_unit_interval(args, "gamma", "gae_lambda", "rmsprop_alpha")
+    if checkpoint is None and args.total_timesteps < args.num_steps:
+        fail(f"--total-timesteps {args.total_timesteps} is less than one rollout (--num-steps {args.num_steps})")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        fail(f"needs a Discrete or Box action space, but {args.env_id} has {act_space}")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)  # seeds this process, which draws the initial parameters; each worker seeds itself
+    # the global network in shared memory, and the shared RMSProp statistics
+    obs_space, act_space = env_spaces(args.env_id)
+    shared_agent = Agent(int(np.prod(obs_space.shape)), act_space)
+    if checkpoint:
+        shared_agent.load_state_dict(checkpoint["agent"])
+    shared_agent.share_memory()
+    square_avgs = [torch.zeros_like(param).share_memory_() for param in shared_agent.parameters()]
+
+    # "spawn" starts each worker as a fresh interpreter: safe with the threads that torch and TensorBoard run here
+    context = mp.get_context("spawn")
+    global_step, messages = context.Value("q", 0), context.Queue()
+    workers = [
+        context.Process(
+            target=worker,
+            args=(i, args, run.video_dir, shared_agent, square_avgs, global_step, messages),
+            name=f"worker-{i}",
+        )
+        for i in range(0 if checkpoint else args.num_workers)
+    ]
+    try:
+        for process in workers:
+            process.start()
+        running = len(workers)
+        while running:  # log what the workers report until all are done
+            try:
+                kind, *content = messages.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p for p in workers if p.exitcode not in (None, 0)]
+                if dead:  # killed without a word (out of memory, a signal)
+                    run.writer.close()
+                    fail(f"{dead[0].name} died with exit code {dead[0].exitcode}", status=1)
+                kind = None
+            if kind == "episode":
+                episode_return, episode_length, step = content
+                log_episode(run, step, episode_return, episode_length)
+            elif kind == "losses":
+                step, losses = content
+                for name, value in losses.items():
+                    run.writer.add_scalar(("charts/" if name == "learning_rate" else "losses/") + name, value, step)
+            elif kind == "not finite":
+                step, values = content
+                check_finite(run, step, **values)
+            elif kind == "error":
+                message, worker_traceback = content
+                print(worker_traceback, file=sys.stderr, end="")
+                run.writer.close()
+                fail(message, status=1)
+            elif kind == "done":
+                running -= 1
+            log_progress(run, global_step.value)
+    finally:  # never leave a worker behind, whatever happened here
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+        for process in workers:
+            process.join()
+
+    eval_returns = evaluate(
+        shared_agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+    )
+    return finish_run(run, global_step.value, eval_returns, model={"agent": shared_agent.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -312,260 +683,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Workers
-def worker(worker_id: int, args: Args, run_dir: str, shared_agent: Agent, square_avgs: list, global_step, messages):
-    """One actor-learner process: its own env and local network, n-step updates applied to the shared parameters.
-    It reports finished episodes, losses, its end ("done") and any error to the main process through `messages`."""
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it ends the workers
-        torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
-        random.seed(args.seed + worker_id)
-        np.random.seed(args.seed + worker_id)
-        torch.manual_seed(args.seed + worker_id)
-        torch.set_flush_denormal(True)
-        parent_pid = os.getppid()
-
-        # env setup: one env per worker, same-step autoreset, so that no transition crosses a reset
-        video_dir = os.path.join(run_dir, "videos")
-        envs = gym.vector.SyncVectorEnv(
-            [make_env(args.env_id, worker_id, args.capture_video, video_dir)],
-            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-        )
-        obs_dim = int(np.prod(envs.single_observation_space.shape))
-        act_space = envs.single_action_space
-        agent = Agent(obs_dim, act_space)  # the worker's local copy θ'
-        shared_params = list(shared_agent.parameters())
-
-        # rollout storage, allocated once
-        shape = (args.num_steps, 1)
-        obs = torch.zeros(shape + (obs_dim,))
-        actions = torch.zeros(shape + act_space.shape)
-        rewards = torch.zeros(shape)
-        terminations = torch.zeros(shape)
-        dones = torch.zeros(shape)
-        values = torch.zeros(shape)
-        final_values = torch.zeros(shape)  # V(final obs) where an episode was truncated, else 0
-
-        episode_return, episode_length, update = 0.0, 0, 0
-        next_obs_np, _ = envs.reset(seed=args.seed + worker_id)
-        next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32)
-        budget_left = True
-        while budget_left and os.getppid() == parent_pid:  # a worker whose main process is gone stops
-            agent.load_state_dict(shared_agent.state_dict())  # θ' ← θ
-            for step in range(args.num_steps):
-                with global_step.get_lock():  # the step counter is the one shared value behind a lock
-                    budget_left = global_step.value < args.total_timesteps
-                    global_step.value += budget_left
-                    step_count = global_step.value
-                if not budget_left:
-                    break
-                obs[step] = next_obs
-                with torch.inference_mode():
-                    action, _, _, value = agent.get_action_and_value(next_obs)
-                actions[step], values[step] = action, value
-
-                next_obs_np, reward, terminated, truncated, infos = envs.step(env_action(action, act_space))
-                rewards[step] = torch.as_tensor(reward, dtype=torch.float32)
-                terminations[step] = torch.as_tensor(terminated)
-                dones[step] = torch.as_tensor(terminated | truncated)
-                final_values[step] = 0.0
-                if truncated.any():
-                    # truncation is not termination: keep V(s_final) to bootstrap from
-                    final_obs = true_next_obs(next_obs_np, infos)
-                    with torch.inference_mode():
-                        final_values[step] = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32))
-                next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32)
-
-                # report every finished episode
-                episode_return += float(reward[0])
-                episode_length += 1
-                if terminated[0] or truncated[0]:
-                    messages.put(("episode", episode_return, episode_length, step_count))
-                    episode_return, episode_length = 0.0, 0
-            if not budget_left:
-                break  # the budget ran out mid-rollout: the partial rollout is dropped
-
-            # ALGO LOGIC: n-step returns (GAE with λ = 1); V(s') is the next value, or V(s_final) at an episode's end
-            with torch.inference_mode():
-                next_values = torch.cat([values[1:], agent.get_value(next_obs)[None]])
-            next_values = torch.where(dones.bool(), final_values, next_values)
-            advantages, returns = compute_gae(
-                rewards, values, next_values, terminations, dones, args.gamma, args.gae_lambda
-            )
-
-            # flatten the batch
-            b_obs = obs.reshape((-1, obs_dim))
-            b_actions = actions.reshape((-1,) + act_space.shape)
-            b_advantages, b_returns = advantages.reshape(-1), returns.reshape(-1)
-            if args.norm_adv:
-                b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std() + 1e-8)
-
-            # ALGO LOGIC: the gradient of the local copy, applied to the shared parameters without a lock
-            _, logprob, entropy, newvalue = agent.get_action_and_value(b_obs, b_actions)
-            pg_loss = -(
-                b_advantages * logprob
-            ).mean()  # −E[Â log π(a|s)]: its gradient is the policy gradient's negative
-            v_loss = 0.5 * ((newvalue - b_returns) ** 2).mean()  # the critic regresses V(s) on the n-step return
-            entropy_loss = entropy.mean()
-            loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
-            if not torch.isfinite(loss):
-                messages.put(
-                    (
-                        "error",
-                        f"loss became non-finite at global step {step_count} (worker {worker_id}): "
-                        f"policy_loss={pg_loss.item()}, value_loss={v_loss.item()}, entropy={entropy_loss.item()}; "
-                        "stopping",
-                        None,
-                    )
-                )
-                return
-
-            agent.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm, foreach=True)
-            lr = args.learning_rate * (1.0 - step_count / args.total_timesteps if args.anneal_lr else 1.0)
-            grads = [param.grad for param in agent.parameters()]
-            shared_rmsprop_step(shared_params, grads, square_avgs, lr, args.rmsprop_alpha, args.rmsprop_eps)
-
-            update += 1
-            if update % 100 == 1:  # TensorBoard at a worker's first update and every 100th after: they are many
-                losses = {"value_loss": v_loss.item(), "policy_loss": pg_loss.item(), "entropy": entropy_loss.item()}
-                messages.put(("losses", step_count, losses | {"learning_rate": lr}))
-        envs.close()
-        messages.put(("done", worker_id, None))
-    except Exception as e:
-        messages.put(("error", f"worker {worker_id} raised {type(e).__name__}: {e}", traceback.format_exc()))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding (of the main process: its initial parameters; each worker seeds itself with seed + worker id)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-
-    # the global network in shared memory, and the shared RMSProp statistics
-    probe_env = make_env(args.env_id, -1, False, "")()
-    obs_dim = int(np.prod(probe_env.observation_space.shape))
-    shared_agent = Agent(obs_dim, probe_env.action_space)
-    probe_env.close()
-    if args.checkpoint:
-        shared_agent.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
-    shared_agent.share_memory()
-    square_avgs = [torch.zeros_like(param).share_memory_() for param in shared_agent.parameters()]
-
-    # "spawn" starts each worker as a fresh interpreter: safe with the threads that torch and TensorBoard run here
-    context = mp.get_context("spawn")
-    global_step = context.Value("q", 0)
-    messages = context.Queue()
-    num_workers = 0 if args.checkpoint else args.num_workers
-    workers = [
-        context.Process(
-            target=worker,
-            args=(i, args, run_dir, shared_agent, square_avgs, global_step, messages),
-            name=f"a3c-worker-{i}",
-        )
-        for i in range(num_workers)
-    ]
-
-    recent_returns = collections.deque(maxlen=10)
-    start_time = last_print = time.time()
-    try:
-        for process in workers:
-            process.start()
-        running = num_workers
-        while running:
-            try:
-                kind, *content = messages.get(timeout=0.5)
-            except queue.Empty:
-                dead = [p for p in workers if p.exitcode not in (None, 0)]
-                if dead:  # killed without a word (out of memory, a signal)
-                    writer.close()
-                    fail(f"{dead[0].name} died with exit code {dead[0].exitcode}", status=1)
-                kind = None
-            if kind == "episode":
-                episode_return, episode_length, step = content
-                writer.add_scalar("charts/episodic_return", episode_return, step)
-                writer.add_scalar("charts/episodic_length", episode_length, step)
-                recent_returns.append(episode_return)
-            elif kind == "losses":
-                step, losses = content
-                for name, value in losses.items():
-                    writer.add_scalar(("charts/" if name == "learning_rate" else "losses/") + name, value, step)
-            elif kind == "error":
-                message, worker_traceback = content
-                if worker_traceback:
-                    print(worker_traceback, file=sys.stderr, end="")
-                writer.close()
-                fail(message, status=1)
-            elif kind == "done":
-                running -= 1
-            if time.time() - last_print >= 2.0 or running == 0:
-                last_print = time.time()
-                sps = int(global_step.value / (time.time() - start_time))
-                writer.add_scalar("charts/SPS", sps, global_step.value)
-                recent = np.mean(recent_returns) if recent_returns else float("nan")
-                print(f"step={global_step.value} sps={sps} recent_return={recent:.1f}", flush=True)
-    finally:  # never leave a worker behind, whatever happened here
-        for process in workers:
-            if process.is_alive():
-                process.terminate()
-        for process in workers:
-            process.join()
-
-    wall_time = time.time() - start_time
-    total_timesteps = global_step.value
-    if args.save_model:
-        torch.save(shared_agent.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(shared_agent, args.env_id, args.eval_episodes, args.seed + 10_000, "cpu", eval_video_dir)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "a3c",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": total_timesteps,
-        "wall_time_s": wall_time,
-        "sps": total_timesteps / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

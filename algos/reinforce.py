@@ -16,6 +16,8 @@ for Box actions (sampled actions are clipped to the bounds when sent to the env)
 
 Spaces: Box observations; Discrete or Box actions.
 Run: python algos/reinforce.py --env-id CartPole-v1
+Benchmarks: benchmarks/results/classic/README.md (CartPole, Acrobot, MountainCar), benchmarks/POLICY_GRADIENT.md
+(Pendulum).
 """
 
 # Imports
@@ -82,36 +84,7 @@ class Args:
     """standardize the policy gradient's weights G_t (or G_t − V(s_t)) over each batch"""
 
 
-# Environment, networks and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    for name in ("num_envs", "eval_episodes"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
-        fail(f"reinforce.py needs a Discrete or Box action space, but {args.env_id} has {act_space}")
-    if not isinstance(obs_space, gym.spaces.Box):
-        fail(
-            f"reinforce.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones"
-        )
-
-
+# The algorithm: environment, policy and baseline, whole episodes, reward-to-go and the policy-gradient loss
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
     def thunk():
         if capture_video and idx == 0:
@@ -207,6 +180,41 @@ def env_action(action: torch.Tensor, act_space: gym.Space) -> np.ndarray:
     return action.cpu().numpy().astype(np.int64)
 
 
+def collect_episodes(envs, agent, run, global_step: int, budget: int, seed: int | None) -> tuple:
+    """Play one episode in every env from a reset, a ~ π(·|s), and log each as it ends; an env whose episode has ended
+    steps on, but its steps are not kept. Should the budget end first, the last running episodes are cut, so that it
+    ends exactly. Returns the steps (a dict of tensors of shape (steps, num_envs, ...), `keep` marking the steps of the
+    episodes that finished) and the step count."""
+    device = run.device
+    next_obs, _ = envs.reset(seed=seed)
+    running = np.ones(envs.num_envs, dtype=bool)
+    finished = np.zeros(envs.num_envs, dtype=bool)
+    episode_returns = np.zeros(envs.num_envs)
+    obs, actions, rewards, masks = [], [], [], []
+    while running.any() and global_step < budget:
+        excess = global_step + int(running.sum()) - budget
+        if excess > 0:  # the budget ends within this step: cut the last running episodes
+            running[np.flatnonzero(running)[-excess:]] = False
+        obs.append(torch.as_tensor(next_obs, dtype=torch.float32, device=device))
+        with torch.inference_mode():
+            action, _, _, _ = agent.get_action_and_value(obs[-1])
+        next_obs, reward, terminated, truncated, _ = envs.step(env_action(action, envs.single_action_space))
+        actions.append(action)
+        reward = np.where(running, reward, 0.0)  # an ended episode earns nothing more
+        rewards.append(torch.as_tensor(reward, dtype=torch.float32, device=device))
+        masks.append(torch.tensor(running, device=device))  # a copy: `running` changes in place below
+        global_step += int(running.sum())
+        episode_returns += reward
+        ended = running & (terminated | truncated)
+        for i in np.flatnonzero(ended):
+            log_episode(run, global_step, episode_returns[i], len(masks))
+        finished |= ended
+        running &= ~ended
+    steps = dict(obs=torch.stack(obs), actions=torch.stack(actions), rewards=torch.stack(rewards))
+    steps["keep"] = torch.stack(masks) & torch.as_tensor(finished, device=device)
+    return steps, global_step
+
+
 def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     """G_t = r_t + γ G_{t+1} over a batch of shape (num_steps, num_envs) whose rewards are 0 after each env's episode
     ended, so that G_t = Σ_{k≥t} γ^(k−t) r_k sums the rewards of the step's own episode only."""
@@ -216,6 +224,24 @@ def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
         next_return = rewards[t] + gamma * next_return
         returns[t] = next_return
     return returns
+
+
+def policy_gradient_loss(agent, batch: dict, args: Args) -> tuple:
+    """The loss −L_PG (+ L_V with a baseline) of a batch of steps of whole episodes, and its parts (a dict).
+
+    L_PG = E[Ψ_t log π(a_t|s_t)], whose gradient is the policy gradient, with Ψ_t = G_t − V(s_t) (or G_t without a
+    baseline), standardized over the batch with `norm_returns`; L_V = ½ E[(V(s_t) − G_t)²], the baseline's regression
+    on the return.
+    """
+    _, logprob, _, value = agent.get_action_and_value(batch["obs"], batch["actions"])
+    weights = batch["returns"] - value.detach() if args.baseline else batch["returns"]
+    if args.norm_returns:
+        weights = (weights - weights.mean()) / (weights.std() + 1e-8)
+    pg_loss = -(weights * logprob).mean()
+    if not args.baseline:
+        return pg_loss, {"policy_loss": pg_loss.detach()}
+    v_loss = 0.5 * ((value - batch["returns"]) ** 2).mean()
+    return pg_loss + v_loss, {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach()}
 
 
 def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
@@ -240,6 +266,247 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_envs", "learning_rate")
+    check_unit_interval(args, "gamma")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        fail(f"needs a Discrete or Box action space, but {args.env_id} has {act_space}")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    # every update starts all envs on a new episode and steps them until each has finished one
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, run.video_dir) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+
+    agent = Agent(obs_dim, envs.single_action_space).to(run.device)
+    if checkpoint:
+        agent.load_state_dict(checkpoint["agent"])
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
+
+    global_step = 0
+    while not checkpoint and global_step < args.total_timesteps:
+        # collect: one whole episode in every env with the current policy (the envs' seeds set at the first reset)
+        seed = args.seed if global_step == 0 else None
+        episodes, global_step = collect_episodes(envs, agent, run, global_step, args.total_timesteps, seed)
+        keep = episodes["keep"]
+        if not keep.any():
+            break  # the budget ended before any episode of this batch did
+        # estimate: the reward-to-go G_t of every step; the steps of the episodes the budget cut are dropped
+        returns = reward_to_go(episodes["rewards"], args.gamma)
+        batch = dict(obs=episodes["obs"][keep], actions=episodes["actions"][keep], returns=returns[keep])
+        # update: one gradient step on the batch
+        loss, losses = policy_gradient_loss(agent, batch, args)
+        check_finite(run, global_step, **losses)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        for name, value in losses.items():
+            run.writer.add_scalar(f"losses/{name}", float(value), global_step)
+        log_progress(run, global_step)
+
+    envs.close()
+    eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir)
+    return finish_run(run, global_step, eval_returns, model={"agent": agent.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -260,155 +527,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup: every update starts all envs on a new episode and steps them until each has finished one
-    video_dir = os.path.join(run_dir, "videos")
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, i, args.capture_video, video_dir) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    act_space = envs.single_action_space
-
-    agent = Agent(obs_dim, act_space).to(device)
-    if args.checkpoint:
-        agent.load_state_dict(torch.load(args.checkpoint, map_location=device))
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
-
-    recent_returns = collections.deque(maxlen=10)
-    global_step, iteration = 0, 0
-    start_time = last_print = time.time()
-    while not args.checkpoint and global_step < args.total_timesteps:
-        iteration += 1
-        # play one episode in every env; an env whose episode has ended steps on, but its steps are not kept
-        next_obs_np, _ = envs.reset(seed=args.seed if iteration == 1 else None)
-        running = np.ones(args.num_envs, dtype=bool)
-        finished = np.zeros(args.num_envs, dtype=bool)
-        episode_returns = np.zeros(args.num_envs)
-        obs, actions, rewards, masks = [], [], [], []
-        while running.any() and global_step < args.total_timesteps:
-            excess = global_step + int(running.sum()) - args.total_timesteps
-            if excess > 0:  # the budget ends within this step: cut the last running episodes, so that it ends exactly
-                running[np.flatnonzero(running)[-excess:]] = False
-            next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
-            with torch.inference_mode():
-                action, _, _, _ = agent.get_action_and_value(next_obs)
-            next_obs_np, reward, terminated, truncated, _ = envs.step(env_action(action, act_space))
-            obs.append(next_obs)
-            actions.append(action)
-            reward = np.where(running, reward, 0.0)  # an ended episode earns nothing more
-            rewards.append(torch.as_tensor(reward, dtype=torch.float32, device=device))
-            masks.append(torch.tensor(running, device=device))  # a copy: `running` changes in place below
-            global_step += int(running.sum())
-            episode_returns += reward
-
-            # log every finished episode
-            ended = running & (terminated | truncated)
-            for i in np.flatnonzero(ended):
-                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-                writer.add_scalar("charts/episodic_length", len(masks), global_step)
-                recent_returns.append(float(episode_returns[i]))
-            finished |= ended
-            running &= ~ended
-        if not finished.any():
-            break  # the budget ended before any episode of this batch did
-
-        # ALGO LOGIC: reward-to-go returns of the whole episodes; the steps of episodes the budget cut are dropped
-        returns = reward_to_go(torch.stack(rewards), args.gamma)
-        keep = torch.stack(masks) & torch.as_tensor(finished, device=device)
-        b_obs, b_actions, b_returns = torch.stack(obs)[keep], torch.stack(actions)[keep], returns[keep]
-
-        _, logprob, _, value = agent.get_action_and_value(b_obs, b_actions)
-        weights = b_returns - value.detach() if args.baseline else b_returns  # G_t − V(s_t), or G_t
-        if args.norm_returns:
-            weights = (weights - weights.mean()) / (weights.std() + 1e-8)
-        pg_loss = -(weights * logprob).mean()  # −E[Ψ_t log π(a_t|s_t)]: its gradient is the policy gradient's negative
-        v_loss = 0.5 * ((value - b_returns) ** 2).mean()  # the baseline regresses V(s_t) on G_t
-        loss = pg_loss + v_loss if args.baseline else pg_loss
-        if not torch.isfinite(loss):
-            writer.close()
-            envs.close()
-            fail(
-                f"loss became non-finite at global step {global_step}: policy_loss={pg_loss.item()}, "
-                f"value_loss={v_loss.item()}; stopping",
-                status=1,
-            )
-
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-        sps = int(global_step / (time.time() - start_time))
-        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-        if args.baseline:
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-        writer.add_scalar("charts/SPS", sps, global_step)
-        if time.time() - last_print >= 2.0 or global_step >= args.total_timesteps:
-            last_print = time.time()
-            recent = np.mean(recent_returns) if recent_returns else float("nan")
-            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    envs.close()
-    if args.save_model:
-        torch.save(agent.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "reinforce",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":
