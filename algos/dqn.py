@@ -159,7 +159,7 @@ class ReplayBuffer:
 
 
 def linear_schedule(start_e: float, end_e: float, duration: float, t: int) -> float:
-    """ε falls linearly from start_e to end_e over `duration` steps, then stays at end_e (from the start: duration 0)."""
+    """ε falls linearly from start_e to end_e over `duration` steps, then stays at end_e (from the start if 0)."""
     if duration <= 0:
         return end_e
     slope = (end_e - start_e) / duration

@@ -34,6 +34,8 @@ parallel API: `simple_spread_v3` (3 cooperating agents cover 3 landmarks; the de
 listener that only moves); and gymnasium envs with a Tuple entry per agent such as Level-Based Foraging
 (`Foraging-8x8-2p-3f-v3`), behind the same parallel API by the adapter `TupleParallelEnv`.
 Run: python algos/maddpg.py --env-id simple_spread_v3
+Benchmarks: benchmarks/results/quick/README.md (simple_spread, 150k steps) and benchmarks/results/marl/README.md (1M
+steps: simple_spread, simple_adversary).
 """
 
 # Imports
@@ -51,9 +53,9 @@ from typing import NoReturn
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -124,13 +126,7 @@ class Args:
     """the maximum norm of each network's gradients"""
 
 
-# Environment, networks, replay buffer and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
+# The algorithm: environments, networks, replay buffer, the critics' and the actors' losses, acting and evaluation
 class TupleParallelEnv:
     """A gymnasium env with one Tuple entry per agent (observations, actions; rewards as a list), such as Level-Based
     Foraging, behind PettingZoo's parallel API. The global state is the agents' observations concatenated."""
@@ -195,46 +191,6 @@ def make_env(env_id: str, continuous_actions: bool, render: bool = False):
 
     render_mode = {"render_mode": "rgb_array"} if render else {}
     return TupleParallelEnv(gym.make(env_id, disable_env_checker=True, **render_mode))
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    for name in ("eval_episodes", "eval_frequency", "buffer_size", "batch_size", "train_frequency", "gradient_steps"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    try:
-        env = make_env(args.env_id, args.continuous_actions)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    if isinstance(env, TupleParallelEnv) and not isinstance(env.env.action_space, gym.spaces.Tuple):
-        fail(
-            f"maddpg.py needs a multi-agent env (a Tuple action space, one entry per agent), but {args.env_id} has "
-            f"{env.env.action_space}; for one agent use ddpg.py (Box) or dqn.py (Discrete)"
-        )
-    if isinstance(env, TupleParallelEnv) and args.continuous_actions:
-        fail(f"--continuous-actions selects the mpe2 envs' continuous actions; {args.env_id}'s spaces are its own")
-    spaces = [env.action_space(agent) for agent in env.possible_agents]
-    for agent, space in zip(env.possible_agents, spaces, strict=True):
-        box = isinstance(space, gym.spaces.Box) and np.isfinite(space.low).all() and np.isfinite(space.high).all()
-        if not (isinstance(space, gym.spaces.Discrete) or box):
-            fail(f"maddpg.py needs a Discrete or bounded Box action space for every agent, but {agent} has {space}")
-        if not isinstance(env.observation_space(agent), gym.spaces.Box):
-            fail(f"maddpg.py needs Box observations, but {agent} of {args.env_id} has {env.observation_space(agent)}")
-    if len({type(space) for space in spaces}) > 1:
-        fail(f"maddpg.py needs the agents' action spaces to be all Discrete or all Box, but {args.env_id} mixes them")
-    if args.share_parameters and len({action_dim(space) for space in spaces}) > 1:
-        fail(f"--share-parameters needs agents with alike action spaces, but {args.env_id} has {spaces}")
-    if (
-        args.capture_video
-        and isinstance(env, TupleParallelEnv)
-        and "rgb_array" not in env.env.metadata.get("render_modes", [])
-    ):
-        fail(f"--capture-video needs an env that renders rgb_array frames, which {args.env_id} does not")
-    env.close()
 
 
 def action_dim(space) -> int:
@@ -335,15 +291,61 @@ class Critics(nn.Module):
         return self.nets[i](x).squeeze(-1)
 
 
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """θ' ← τ θ + (1 − τ) θ' for every parameter, in one foreach call."""
+def update_target(target_network, network, tau: float) -> None:
+    """Polyak averaging θ' ← τ θ + (1 − τ) θ'."""
     with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+        for target_param, param in zip(target_network.parameters(), network.parameters(), strict=True):
+            target_param.lerp_(param, tau)
 
 
 def td_target(rewards, next_q_values, terminations, gamma: float):
     """y_i = r_i + γ (1 − terminated) Q_i'(o', a'). A truncated transition is not terminal and bootstraps."""
     return rewards + gamma * (1.0 - terminations) * next_q_values
+
+
+def critic_loss(critics, target_critics, target_policies, codec, batch: tuple, args: Args) -> torch.Tensor:
+    """Σ_i E[(Q_i(o, a) − y_i)²], every critic on its own target y_i, where a' = (μ_1'(o_1'), …, μ_N'(o_N')) are the
+    target policies' actions (straight-through Gumbel samples for Discrete agents)."""
+    obs, actions, rewards, next_obs, terminations = batch
+    n_agents = obs.shape[1]
+    with torch.no_grad():
+        next_actions = torch.stack(
+            [
+                codec.policy_action(target_policies(next_obs[:, j], j), j, args.gumbel_temperature)
+                for j in range(n_agents)
+            ],
+            dim=1,
+        )
+        targets = [
+            td_target(rewards[:, i], target_critics(next_obs, next_actions, i), terminations, args.gamma)
+            for i in range(n_agents)
+        ]
+    return sum(F.mse_loss(critics(obs, actions, i), targets[i]) for i in range(n_agents))
+
+
+def actor_loss(policies, critics, codec, batch: tuple, args: Args) -> torch.Tensor:
+    """Σ_i −E[Q_i(o, a_1, …, a_i = μ_i(o_i), …, a_N)] + λ E[x_i²], the other agents' actions from the buffer and x_i
+    agent i's raw output (logits, or the action before tanh) with λ = `policy_regularization`. Its gradient moves the
+    actors only: ∇_{a_i} Q_i reaches μ_i through the straight-through sample or the squashed action."""
+    obs, actions = batch[0], batch[1]
+    loss = 0.0
+    critics.requires_grad_(False)
+    for i in range(obs.shape[1]):
+        raw = policies(obs[:, i], i)
+        joint = actions.clone()
+        joint[:, i] = codec.policy_action(raw, i, args.gumbel_temperature)
+        loss = loss - critics(obs, joint, i).mean() + args.policy_regularization * codec.mask(raw, i).pow(2).mean()
+    critics.requires_grad_(True)
+    return loss
+
+
+def gradient_step(optimizer, loss: torch.Tensor, nets, max_grad_norm: float) -> None:
+    """One optimizer step on `loss`, the gradients of each network clipped to `max_grad_norm` on their own."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for net in nets:
+        nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+    optimizer.step()
 
 
 def stack_obs(obs: dict, agents: list, obs_dim: int) -> np.ndarray:
@@ -463,6 +465,313 @@ def records(episode: int) -> bool:
     return round(episode ** (1 / 3)) ** 3 == episode if episode < 1000 else episode % 1000 == 0
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given. The env is
+    made by `make_env` (an mpe2 module is no gymnasium id), and every agent's spaces are checked."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "eval_frequency", "buffer_size", "batch_size", "train_frequency", "gradient_steps")
+    try:
+        env = make_env(args.env_id, args.continuous_actions)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {args.env_id!r}: {e}")
+    if isinstance(env, TupleParallelEnv) and not isinstance(env.env.action_space, gym.spaces.Tuple):
+        fail(
+            f"needs a multi-agent env (a Tuple action space, one entry per agent), but {args.env_id} has "
+            f"{env.env.action_space}; for one agent use ddpg.py (Box) or dqn.py (Discrete)"
+        )
+    if isinstance(env, TupleParallelEnv) and args.continuous_actions:
+        fail(f"--continuous-actions selects the mpe2 envs' continuous actions; {args.env_id}'s spaces are its own")
+    spaces = [env.action_space(agent) for agent in env.possible_agents]
+    for agent, space in zip(env.possible_agents, spaces, strict=True):
+        box = isinstance(space, gym.spaces.Box) and np.isfinite(space.low).all() and np.isfinite(space.high).all()
+        if not (isinstance(space, gym.spaces.Discrete) or box):
+            fail(f"needs a Discrete or bounded Box action space for every agent, but {agent} has {space}")
+        if not isinstance(env.observation_space(agent), gym.spaces.Box):
+            fail(f"needs Box observations, but {agent} of {args.env_id} has {env.observation_space(agent)}")
+    if len({type(space) for space in spaces}) > 1:
+        fail(f"needs the agents' action spaces to be all Discrete or all Box, but {args.env_id} mixes them")
+    if args.share_parameters and len({action_dim(space) for space in spaces}) > 1:
+        fail(f"--share-parameters needs agents with alike action spaces, but {args.env_id} has {spaces}")
+    if (
+        args.capture_video
+        and isinstance(env, TupleParallelEnv)
+        and "rgb_array" not in env.env.metadata.get("render_modes", [])
+    ):
+        fail(f"--capture-video needs an env that renders rgb_array frames, which {args.env_id} does not")
+    env.close()
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    env = make_env(args.env_id, args.continuous_actions, render=args.capture_video)
+    agents = list(env.possible_agents)
+    n_agents = len(agents)
+    spaces = [env.action_space(a) for a in agents]
+    obs_dim = max(int(np.prod(env.observation_space(a).shape)) for a in agents)
+    act_dims = [action_dim(space) for space in spaces]
+    codec = ActionCodec(spaces, max(act_dims), run.device)
+
+    policies = Policies(n_agents, obs_dim, act_dims, args.hidden_dim, args.share_parameters).to(run.device)
+    critics = Critics(n_agents, obs_dim, max(act_dims), args.hidden_dim, args.share_parameters).to(run.device)
+    if checkpoint:
+        policies.load_state_dict(checkpoint["policies"])
+    target_policies = Policies(n_agents, obs_dim, act_dims, args.hidden_dim, args.share_parameters).to(run.device)
+    target_critics = Critics(n_agents, obs_dim, max(act_dims), args.hidden_dim, args.share_parameters).to(run.device)
+    target_policies.load_state_dict(policies.state_dict())
+    target_critics.load_state_dict(critics.state_dict())
+    actor_optimizer = torch.optim.Adam(policies.parameters(), lr=args.learning_rate)
+    critic_optimizer = torch.optim.Adam(critics.parameters(), lr=args.learning_rate)
+    rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, max(act_dims), args.seed)
+
+    agent_returns, episode_length, episodes = np.zeros(n_agents), 0, 0
+    total_timesteps = 0 if checkpoint else args.total_timesteps
+    raw_obs, _ = env.reset(seed=args.seed)
+    obs, frames, recording = stack_obs(raw_obs, agents, obs_dim), [], args.capture_video
+    for global_step in range(1, total_timesteps + 1):
+        # collect: random actions at first, then the policies' exploring actions; store the joint transition
+        if recording:
+            frames.append(env.render())
+        if global_step <= args.learning_starts:
+            critic_actions, env_actions = random_actions(spaces, codec, rng)
+        else:
+            critic_actions, env_actions = act(policies, codec, obs, True, args, rng, run.device)
+        raw_obs, rewards, terminations, _, _ = env.step(dict(zip(agents, env_actions, strict=True)))
+        next_obs = stack_obs(raw_obs, agents, obs_dim)  # MPE keeps the last observations when the episode ends
+        rewards = np.array([rewards[a] for a in agents], dtype=np.float32)
+        rb.add(obs, next_obs, critic_actions, rewards, float(any(terminations.values())))
+        obs = next_obs
+        agent_returns += rewards
+        episode_length += 1
+
+        if not env.agents:  # the episode ended (MPE: every agent truncated at max_cycles); log the team's return
+            log_episode(run, global_step, float(agent_returns.sum()), episode_length)
+            for a, agent_return in zip(agents, agent_returns, strict=True):
+                run.writer.add_scalar(f"charts/episodic_return_{a}", agent_return, global_step)
+            if recording:
+                frames.append(env.render())
+                save_video(frames, run.video_dir, f"train-episode-{episodes}")
+            episodes += 1
+            agent_returns[:], episode_length, frames = 0.0, 0, []
+            recording = args.capture_video and records(episodes)
+            raw_obs, _ = env.reset()
+            obs = stack_obs(raw_obs, agents, obs_dim)
+
+        # update: every critic on its target, then every actor on the updated critics, then the target networks
+        if global_step > args.learning_starts and global_step % args.train_frequency == 0:
+            for _ in range(args.gradient_steps):
+                batch = rb.sample(args.batch_size, run.device)
+                loss_q = critic_loss(critics, target_critics, target_policies, codec, batch, args)
+                check_finite(run, global_step, critic_loss=loss_q)
+                gradient_step(critic_optimizer, loss_q, critics.nets, args.max_grad_norm)
+                loss_pi = actor_loss(policies, critics, codec, batch, args)
+                check_finite(run, global_step, actor_loss=loss_pi)
+                gradient_step(actor_optimizer, loss_pi, policies.nets, args.max_grad_norm)
+                update_target(target_policies, policies, args.tau)
+                update_target(target_critics, critics, args.tau)
+            run.writer.add_scalar("losses/critic_loss", loss_q.item() / n_agents, global_step)
+            run.writer.add_scalar("losses/actor_loss", loss_pi.item() / n_agents, global_step)
+
+        if global_step % args.eval_frequency == 0 and global_step < total_timesteps:  # the greedy policy as it trains
+            eval_returns = evaluate(policies, codec, args, args.seed + 20_000, obs_dim, run.device)
+            for episode_return in eval_returns:
+                run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+            print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.1f}", flush=True)
+        log_progress(run, global_step)
+
+    env.close()
+    eval_returns = evaluate(policies, codec, args, args.seed + 10_000, obs_dim, run.device, run.eval_video_dir)
+    return finish_run(run, total_timesteps, eval_returns, model={"policies": policies.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -483,202 +792,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup
-    video_dir = os.path.join(run_dir, "videos")
-    env = make_env(args.env_id, args.continuous_actions, render=args.capture_video)
-    agents = list(env.possible_agents)
-    n_agents = len(agents)
-    spaces = [env.action_space(a) for a in agents]
-    obs_dim = max(int(np.prod(env.observation_space(a).shape)) for a in agents)
-    act_dims = [action_dim(space) for space in spaces]
-    codec = ActionCodec(spaces, max(act_dims), device)
-
-    policies = Policies(n_agents, obs_dim, act_dims, args.hidden_dim, args.share_parameters).to(device)
-    critics = Critics(n_agents, obs_dim, max(act_dims), args.hidden_dim, args.share_parameters).to(device)
-    if args.checkpoint:
-        policies.load_state_dict(torch.load(args.checkpoint, map_location=device)["policies"])
-    target_policies = Policies(n_agents, obs_dim, act_dims, args.hidden_dim, args.share_parameters).to(device)
-    target_critics = Critics(n_agents, obs_dim, max(act_dims), args.hidden_dim, args.share_parameters).to(device)
-    target_policies.load_state_dict(policies.state_dict())
-    target_critics.load_state_dict(critics.state_dict())
-    actor_optimizer = torch.optim.Adam(policies.parameters(), lr=args.learning_rate)
-    critic_optimizer = torch.optim.Adam(critics.parameters(), lr=args.learning_rate)
-    rb = ReplayBuffer(args.buffer_size, n_agents, obs_dim, max(act_dims), args.seed)
-
-    agent_returns = np.zeros(n_agents)
-    episode_length, episodes = 0, 0
-    recent_returns = collections.deque(maxlen=10)
-    total_timesteps = 0 if args.checkpoint else args.total_timesteps
-    start_time = last_print = time.time()
-    next_eval = args.eval_frequency
-    raw_obs, _ = env.reset(seed=args.seed)
-    obs, frames, recording = stack_obs(raw_obs, agents, obs_dim), [], args.capture_video
-    for global_step in range(1, total_timesteps + 1):
-        if recording:
-            frames.append(env.render())
-        # ALGO LOGIC: random actions at first, then the policies' exploring actions
-        if global_step <= args.learning_starts:
-            critic_actions, env_actions = random_actions(spaces, codec, rng)
-        else:
-            critic_actions, env_actions = act(policies, codec, obs, True, args, rng, device)
-        raw_obs, rewards, terminations, truncations, _ = env.step(dict(zip(agents, env_actions, strict=True)))
-        next_obs = stack_obs(raw_obs, agents, obs_dim)  # MPE keeps the last observations when the episode ends
-        rewards = np.array([rewards[a] for a in agents], dtype=np.float32)
-        terminated = float(any(terminations.values()))
-        rb.add(obs, next_obs, critic_actions, rewards, terminated)
-        obs = next_obs
-        agent_returns += rewards
-        episode_length += 1
-
-        if not env.agents:  # the episode ended (MPE: every agent truncated at max_cycles)
-            team_return = float(agent_returns.sum())
-            writer.add_scalar("charts/episodic_return", team_return, global_step)
-            writer.add_scalar("charts/episodic_length", episode_length, global_step)
-            for a, agent_return in zip(agents, agent_returns, strict=True):
-                writer.add_scalar(f"charts/episodic_return_{a}", agent_return, global_step)
-            recent_returns.append(team_return)
-            if recording:
-                frames.append(env.render())
-                save_video(frames, video_dir, f"train-episode-{episodes}")
-            episodes += 1
-            agent_returns[:], episode_length, frames = 0.0, 0, []
-            recording = args.capture_video and records(episodes)
-            raw_obs, _ = env.reset()
-            obs = stack_obs(raw_obs, agents, obs_dim)
-
-        # ALGO LOGIC: training
-        if global_step > args.learning_starts and global_step % args.train_frequency == 0:
-            for _ in range(args.gradient_steps):
-                b_obs, b_actions, b_rewards, b_next_obs, b_terminations = rb.sample(args.batch_size, device)
-                with torch.no_grad():
-                    # a' = (μ_1'(o_1'), …, μ_N'(o_N')), the target policies' actions
-                    next_actions = torch.stack(
-                        [
-                            codec.policy_action(target_policies(b_next_obs[:, j], j), j, args.gumbel_temperature)
-                            for j in range(n_agents)
-                        ],
-                        dim=1,
-                    )
-                    targets = [
-                        td_target(
-                            b_rewards[:, i], target_critics(b_next_obs, next_actions, i), b_terminations, args.gamma
-                        )
-                        for i in range(n_agents)
-                    ]
-                # every critic on its own target: L_i = E[(Q_i(o, a) − y_i)²]
-                critic_loss = sum(F.mse_loss(critics(b_obs, b_actions, i), targets[i]) for i in range(n_agents))
-                if not torch.isfinite(critic_loss):
-                    writer.close()
-                    env.close()
-                    fail(f"critic_loss became {critic_loss.item()} at global step {global_step}; stopping", status=1)
-                critic_optimizer.zero_grad(set_to_none=True)
-                critic_loss.backward()
-                for net in critics.nets:
-                    nn.utils.clip_grad_norm_(net.parameters(), args.max_grad_norm)
-                critic_optimizer.step()
-
-                # every actor, on the updated critics: maximise Q_i(o, a_1, …, μ_i(o_i), …, a_N), the other agents'
-                # actions from the buffer
-                actor_loss = 0.0
-                critics.requires_grad_(False)  # the actor's loss moves the actor only
-                for i in range(n_agents):
-                    raw = policies(b_obs[:, i], i)
-                    joint = b_actions.clone()
-                    joint[:, i] = codec.policy_action(raw, i, args.gumbel_temperature)
-                    regularizer = args.policy_regularization * codec.mask(raw, i).pow(2).mean()
-                    actor_loss = actor_loss - critics(b_obs, joint, i).mean() + regularizer
-                critics.requires_grad_(True)
-                if not torch.isfinite(actor_loss):
-                    writer.close()
-                    env.close()
-                    fail(f"actor_loss became {actor_loss.item()} at global step {global_step}; stopping", status=1)
-                actor_optimizer.zero_grad(set_to_none=True)
-                actor_loss.backward()
-                for net in policies.nets:
-                    nn.utils.clip_grad_norm_(net.parameters(), args.max_grad_norm)
-                actor_optimizer.step()
-                soft_update(target_policies, policies, args.tau)
-                soft_update(target_critics, critics, args.tau)
-            writer.add_scalar("losses/critic_loss", critic_loss.item() / n_agents, global_step)
-            writer.add_scalar("losses/actor_loss", actor_loss.item() / n_agents, global_step)
-
-        if global_step >= next_eval and global_step < total_timesteps:
-            next_eval += args.eval_frequency
-            eval_returns = evaluate(policies, codec, args, args.seed + 20_000, obs_dim, device)
-            for episode_return in eval_returns:
-                writer.add_scalar("eval/episodic_return", episode_return, global_step)
-            print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.1f}", flush=True)
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(global_step / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(recent_returns) if recent_returns else float("nan")
-            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    env.close()
-    if args.save_model:
-        torch.save({"policies": policies.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(policies, codec, args, args.seed + 10_000, obs_dim, device, eval_video_dir)
-    for episode_return in eval_returns:
-        writer.add_scalar("eval/episodic_return", episode_return, total_timesteps)
-    writer.close()
-
-    summary = {
-        "algo": "maddpg",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": total_timesteps,
-        "wall_time_s": wall_time,
-        "sps": total_timesteps / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

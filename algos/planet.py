@@ -8,8 +8,9 @@ GRU and a stochastic s_t:
   posterior                   s_t ~ q(s_t | h_t, o_t)        (a diagonal Gaussian, from h_t and the encoded o_t)
   observation model           o_t ~ p(o_t | h_t, s_t)        (a Gaussian of unit variance)
   reward model                r_t ~ p(r_t | h_t, s_t)        (a Gaussian of unit variance)
-It is trained on chunks of `chunk_length` consecutive steps sampled from a replay buffer of every episode so far, by
-the evidence lower bound with free nats (eq. 3): Σ_t ln p(o_t | h_t, s_t) + ln p(r_t | h_t, s_t)
+It is trained on chunks of `chunk_length` consecutive steps sampled from a replay buffer of every episode so far (each
+with its final observation, so that the reward of an episode's last step is a target too), by the evidence lower
+bound with free nats (eq. 3): Σ_t ln p(o_t | h_t, s_t) + ln p(r_t | h_t, s_t)
 − max(free_nats, KL[q(s_t | h_t, o_t) ‖ p(s_t | h_t)]). Nothing else is learned: no policy and no value. Before each
 action, the cross-entropy method (CEM) searches action sequences of `horizon` steps: `candidates` sequences are drawn
 from a diagonal Gaussian, rolled out from the present belief through the prior alone (no observations), scored by
@@ -20,21 +21,19 @@ The model predicts no episode end: it fits envs that are only cut off by a time 
 tasks of the paper).
 
 Observations: the state vector (default), or 64×64 RGB frames (`--from-pixels`, rendered through gymnasium's
-rgb_array; a convolutional encoder and decoder as in the paper). On a CPU, pixels are slow: each gradient step runs
-the convolutional networks over batch_size × chunk_length frames (at the defaults, 2500 frames: about 18 s a step on
-one core here, so half an hour for the 100 steps after each episode), and rendering adds about 6 ms an env step; a
-GPU is the place for them. The defaults are the paper's, except two things. The model is smaller (`hidden_size`,
-`deterministic_size`, `stochastic_size`) and CEM has fewer candidates, so that state-based Pendulum-v1 learns in
-50 episodes on one CPU core (the paper's 200-unit GRU and 1000 candidates × 10 iterations × 12 steps make each action
-many times slower there). And the free nats are 1, not 3: from Pendulum's 3-number state the posterior's KL from the
-prior stayed at 1.8-2.5 nats, below 3, so the KL term had no gradient, the prior (which the planner rolls out) never
-learned, and planning stalled (seed 1, 50 episodes: evaluation return −632 with 3 free nats, −159 with 1). The
-paper's 3 were for pixels (`--from-pixels --free-nats 3`); pixels have not been trained here beyond smoke runs.
+rgb_array; a convolutional encoder and decoder as in the paper); on a CPU pixels are slow (a gradient step runs the
+convolutional networks over batch_size × chunk_length frames), a GPU is the place for them. The defaults are the
+paper's, except two things. The model is smaller (`hidden_size`, `deterministic_size`, `stochastic_size`) and CEM has
+fewer candidates, so that state-based Pendulum-v1 learns in 50 episodes on one CPU core. And the free nats are 1, not
+3: from a 3-number state the posterior's KL from the prior stays below 3 nats, so with 3 the KL term has no gradient
+and the prior, which the planner rolls out, never learns. The paper's 3 were for pixels (`--from-pixels --free-nats 3`).
+What was tried and measured: benchmarks/NOTES.md#planetpy
 
 Spaces: Box observations (flat vectors; any, with --from-pixels), Box actions with finite bounds; for Discrete actions
 use mcts.py (planning) or dqn.py.
 Run: python algos/planet.py --env-id Pendulum-v1
      python algos/planet.py --env-id Pendulum-v1 --from-pixels
+Benchmark: benchmarks/results/quick/README.md (Pendulum-v1 from its state, 50 episodes).
 """
 
 # Imports
@@ -51,9 +50,9 @@ from typing import NoReturn
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 import tyro
-from torch import nn
-from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -103,7 +102,7 @@ class Args:
     chunk_length: int = 50
     """steps (planned actions) per chunk"""
     buffer_size: int = 1_000_000
-    """the replay buffer capacity in planned actions (at most the run's)"""
+    """the replay buffer capacity in rows: one per planned action and one per episode's final observation"""
     learning_rate: float = 1e-3
     """the Adam learning rate of the model"""
     adam_eps: float = 1e-4
@@ -132,44 +131,7 @@ class Args:
     """the standard deviation of the Gaussian noise added to planned actions while training, in half action ranges"""
 
 
-# Environment, model, replay buffer and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    positive = ("eval_episodes", "action_repeat", "train_steps", "batch_size", "chunk_length", "buffer_size")
-    positive += ("deterministic_size", "stochastic_size", "hidden_size", "horizon", "candidates", "iterations")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if not 0 < args.top_k <= args.candidates:
-        fail(f"--top-k must lie in [1, --candidates], got {args.top_k}")
-    if args.seed_episodes < 0 or args.free_nats < 0 or args.exploration_noise < 0:
-        fail("--seed-episodes, --free-nats and --exploration-noise must not be negative")
-    if args.min_std <= 0:
-        fail(f"--min-std must be positive, got {args.min_std}")
-    try:
-        env = gym.make(args.env_id, **({"render_mode": "rgb_array"} if args.from_pixels else {}))
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, gym.spaces.Box):
-        fail(f"planet.py needs a Box action space, but {args.env_id} has {act_space}; use mcts.py or dqn.py")
-    if not (np.isfinite(act_space.low).all() and np.isfinite(act_space.high).all()):
-        fail(f"planet.py needs finite action bounds, but {args.env_id} has {act_space}")
-    if not args.from_pixels and (not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1):
-        fail(f"planet.py needs flat Box observations (or --from-pixels), but {args.env_id} has {obs_space}")
-
-
+# The algorithm: environment, the RSSM world model, its loss (the ELBO) and update, the CEM planner, replay buffer
 IMAGE_SIZE = 64
 
 
@@ -350,6 +312,19 @@ def model_loss(model: WorldModel, obs: torch.Tensor, actions: torch.Tensor, rewa
     }
 
 
+def update_model(model: WorldModel, optimizer, batch: tuple, args: Args, device) -> tuple:
+    """One gradient step on the negative ELBO of a batch of chunks (obs, actions, rewards), the gradients clipped to
+    `max_grad_norm`; returns the loss and its parts."""
+    obs, actions, rewards = batch
+    actions, rewards = torch.as_tensor(actions, device=device), torch.as_tensor(rewards, device=device)
+    loss, parts = model_loss(model, preprocess(obs, args.from_pixels, device), actions, rewards, args.free_nats)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+    optimizer.step()
+    return loss, parts
+
+
 def cem(
     objective: Callable, horizon: int, act_dim: int, candidates: int, top_k: int, iterations: int, generator, device
 ):
@@ -419,8 +394,9 @@ def repeat_action(env: gym.Env, action: np.ndarray, repeat: int) -> tuple:
 
 
 class ReplayBuffer:
-    """Every step so far (o_t, a_t, r_t, the episode it belongs to) in preallocated arrays, FIFO at capacity; samples
-    chunks of consecutive steps of one episode."""
+    """Every step so far (o_t, a_t, r_t, the episode it belongs to) in preallocated arrays, FIFO at capacity, and after
+    an episode's last step its final observation o_T (with a zero action and reward, which no loss reads: a chunk
+    ends there), from which h_T predicts r_{T−1}; samples chunks of consecutive steps of one episode."""
 
     def __init__(self, capacity: int, obs_shape: tuple, obs_dtype, act_dim: int, seed: int):
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
@@ -479,6 +455,277 @@ def evaluate(model: WorldModel, args: Args, act_space, episodes: int, seed: int,
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "action_repeat", "train_steps", "batch_size", "chunk_length", "buffer_size", "learning_rate")
+    check_positive(args, "deterministic_size", "stochastic_size", "hidden_size", "horizon", "candidates", "iterations")
+    check_positive(args, "min_std")
+    if not 0 < args.top_k <= args.candidates:
+        fail(f"--top-k must lie in [1, --candidates], got {args.top_k}")
+    if args.seed_episodes < 0 or args.free_nats < 0 or args.exploration_noise < 0:
+        fail("--seed-episodes, --free-nats and --exploration-noise must not be negative")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Box):
+        fail(f"needs a Box action space, but {args.env_id} has {act_space}; use mcts.py or dqn.py")
+    if not (np.isfinite(act_space.low).all() and np.isfinite(act_space.high).all()):
+        fail(f"needs finite action bounds, but {args.env_id} has {act_space}")
+    if not args.from_pixels and (not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1):
+        fail(f"needs flat Box observations (or --from-pixels), but {args.env_id} has {obs_space}")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    generator = torch.Generator(device=run.device).manual_seed(args.seed)  # the planner's and the belief's samples
+    # one env, `action_repeat` env steps per planned action
+    env = make_env(args.env_id, args.from_pixels, run.video_dir if args.capture_video else None)
+    act_space, obs_space = env.action_space, env.observation_space
+    act_dim = act_space.shape[0]
+    model = WorldModel(obs_space.shape, act_dim, args.from_pixels, args).to(run.device)
+    if checkpoint:
+        model.load_state_dict(checkpoint["model"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=args.adam_eps)
+    # a row per planned action and per episode's final observation: at most twice the run's planned actions (np.zeros
+    # takes memory only for the rows written)
+    capacity = min(args.buffer_size, 2 * -(-args.total_timesteps // args.action_repeat))
+    rb = ReplayBuffer(capacity, obs_space.shape, obs_space.dtype, act_dim, args.seed)
+
+    global_step, episodes_done, episode_return, episode_length = 0, 0, 0.0, 0
+    total_timesteps = 0 if checkpoint else args.total_timesteps
+    obs, _ = env.reset(seed=args.seed)
+    h, s, prev_action = initial_belief(model, act_dim, run.device)
+    while global_step < total_timesteps:
+        # collect: update the belief with o_t, then act: random while seeding, else the CEM plan plus noise
+        with torch.inference_mode():
+            h, s = update_belief(model, h, s, prev_action, obs, args, run.device, generator)
+            if episodes_done < args.seed_episodes:
+                action = torch.rand(act_dim, generator=generator, device=run.device) * 2 - 1
+            else:
+                action = plan(model, h, s, args, act_dim, generator)
+                noise = torch.randn(act_dim, generator=generator, device=run.device) * args.exploration_noise
+                action = (action + noise).clamp(-1.0, 1.0)
+        repeat = min(args.action_repeat, total_timesteps - global_step)  # the budget is exact
+        next_obs, reward, done, steps = repeat_action(env, to_env_action(action, act_space.low, act_space.high), repeat)
+        rb.add(obs, action.cpu().numpy(), reward, episodes_done)
+        global_step += steps
+        episode_return += reward
+        episode_length += steps
+        obs, prev_action = next_obs, action
+
+        if done:
+            rb.add(obs, np.zeros(act_dim), 0.0, episodes_done)  # o_T, from which h_T predicts the last step's reward
+            log_episode(run, global_step, episode_return, episode_length)
+            episodes_done += 1
+            episode_return, episode_length = 0.0, 0
+            obs, _ = env.reset()
+            h, s, prev_action = initial_belief(model, act_dim, run.device)
+
+            # update: after each episode (the seed episodes done), `train_steps` gradient steps on the ELBO
+            if episodes_done >= args.seed_episodes and len(rb.chunk_starts(args.chunk_length)) > 0:
+                for _ in range(args.train_steps):
+                    batch = rb.sample(args.batch_size, args.chunk_length)
+                    loss, parts = update_model(model, optimizer, batch, args, run.device)
+                    check_finite(run, global_step, model_loss=loss, **parts)
+                run.writer.add_scalar("losses/model_loss", loss.item(), global_step)
+                for name, value in parts.items():
+                    run.writer.add_scalar(f"losses/{name}", value.item(), global_step)
+        log_progress(run, global_step)
+
+    env.close()
+    eval_returns = evaluate(
+        model, args, act_space, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+    )
+    return finish_run(run, global_step, eval_returns, model={"model": model.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -499,142 +746,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    generator = torch.Generator(device=device).manual_seed(args.seed)  # the planner's and the belief's samples
-
-    # env setup: one env, `action_repeat` env steps per planned action
-    env = make_env(args.env_id, args.from_pixels, os.path.join(run_dir, "videos") if args.capture_video else None)
-    act_space, obs_space = env.action_space, env.observation_space
-    act_dim = act_space.shape[0]
-    model = WorldModel(obs_space.shape, act_dim, args.from_pixels, args).to(device)
-    if args.checkpoint:
-        model.load_state_dict(torch.load(args.checkpoint, map_location=device)["model"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=args.adam_eps)
-    capacity = min(args.buffer_size, -(-args.total_timesteps // args.action_repeat))
-    rb = ReplayBuffer(capacity, obs_space.shape, obs_space.dtype, act_dim, args.seed)
-
-    recent_returns = collections.deque(maxlen=10)
-    global_step, episodes_done, episode_return, episode_length = 0, 0, 0.0, 0
-    total_timesteps = 0 if args.checkpoint else args.total_timesteps
-    start_time = last_print = time.time()
-    obs, _ = env.reset(seed=args.seed)
-    h, s, prev_action = initial_belief(model, act_dim, device)
-    while global_step < total_timesteps:
-        # ALGO LOGIC: update the belief with o_t, then act: random while seeding, else the CEM plan plus noise
-        with torch.inference_mode():
-            h, s = update_belief(model, h, s, prev_action, obs, args, device, generator)
-            if episodes_done < args.seed_episodes:
-                action = torch.rand(act_dim, generator=generator, device=device) * 2 - 1
-            else:
-                action = plan(model, h, s, args, act_dim, generator)
-                noise = torch.randn(act_dim, generator=generator, device=device) * args.exploration_noise
-                action = (action + noise).clamp(-1.0, 1.0)
-        repeat = min(args.action_repeat, total_timesteps - global_step)  # the budget is exact
-        next_obs, reward, done, steps = repeat_action(env, to_env_action(action, act_space.low, act_space.high), repeat)
-        rb.add(obs, action.cpu().numpy(), reward, episodes_done)
-        global_step += steps
-        episode_return += reward
-        episode_length += steps
-        obs, prev_action = next_obs, action
-
-        if done:
-            writer.add_scalar("charts/episodic_return", episode_return, global_step)
-            writer.add_scalar("charts/episodic_length", episode_length, global_step)
-            recent_returns.append(episode_return)
-            print(f"episode={episodes_done + 1} step={global_step} return={episode_return:.1f}", flush=True)
-            episodes_done += 1
-            episode_return, episode_length = 0.0, 0
-            obs, _ = env.reset()
-            h, s, prev_action = initial_belief(model, act_dim, device)
-
-            # ALGO LOGIC: after each episode (the seed episodes done), `train_steps` gradient steps on the ELBO
-            if episodes_done >= args.seed_episodes and len(rb.chunk_starts(args.chunk_length)) > 0:
-                for _ in range(args.train_steps):
-                    b_obs, b_actions, b_rewards = rb.sample(args.batch_size, args.chunk_length)
-                    b_obs = preprocess(b_obs, args.from_pixels, device)
-                    b_actions = torch.as_tensor(b_actions, device=device)
-                    b_rewards = torch.as_tensor(b_rewards, device=device)
-                    loss, parts = model_loss(model, b_obs, b_actions, b_rewards, args.free_nats)
-                    for name, value in (("model_loss", loss), *parts.items()):
-                        if not torch.isfinite(value):
-                            writer.close()
-                            env.close()
-                            fail(f"{name} became {value.item()} at global step {global_step}; stopping", status=1)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                writer.add_scalar("losses/model_loss", loss.item(), global_step)
-                for name, value in parts.items():
-                    writer.add_scalar(f"losses/{name}", value.item(), global_step)
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(global_step / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(recent_returns) if recent_returns else float("nan")
-            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    env.close()
-    if args.save_model:
-        torch.save({"model": model.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(model, args, act_space, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "planet",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

@@ -12,41 +12,13 @@ u' and the target agents and the target mixer evaluating it. Episodes are stored
 the agents explore ε-greedily, each on its own, with ε annealed linearly. A time limit is not a termination: the last
 step of an episode cut by its time limit bootstraps from the observations it was cut off in.
 
-Why γ = 0.95, a target refresh every 2000 steps and a learning rate annealed to 0 (on simple_spread): with EPyMARL-like
-settings (γ = 0.99, targets every 5000 steps, a constant rate) the greedy return rose to about −62 by 40k steps and then
-drifted back (−74 at 150k), and with targets every 1000 steps it collapsed to −150 to −200, worse than random play,
-while Q_tot climbed from −90 to +320 though every reward is negative. The cause is the mixer's gain ∂Q_tot/∂Q_a (logged
-as `losses/mixer_gain`): it grew without bound, from below 1 to over 1000 in 120k steps, while the agents' utilities
-stayed of order 1. The hypernetworks' outputs pass through |·| and every optimizer step moves them, so the gain drifts
-up at a rate set by the learning rate and by the scale of the values to fit, about r/(1 − γ) (bootstrapping through the
-25-step time limit with γ = 0.99 asks for values near −240). Every change of an agent's utilities reaches Q_tot
-multiplied by the gain, so once it reaches tens the greedy actions flip from update to update and the target's max
-overestimates. A fixed sum mixer (VDN) at the same settings did not diverge; reward standardization, RMSprop, a 5×
-smaller rate, single-layer hypernetworks and weight decay each failed to stop it. γ = 0.95 (an effective horizon of 20
-steps, near the episode's 25) makes the values five times smaller, and annealing the rate stops the drift: over 200k
-steps the gain stayed below 7 (five seeds) and the greedy return kept improving. The drift follows the sum of the step
-sizes, so a longer run needs a smaller rate: at 1M steps the default 5e-4 (annealed over 1M) let the gain pass 1000 and
-the greedy return fell to −158, while 1e-4 (the same sum as 5e-4 over 200k) kept it below 9 and reached −50.3 (seed 1,
-100 greedy episodes). Wider agents at 1e-4: width 128 kept the gain below 7 and reached −47.1; width 256 diverged within
-160k steps (the gain rose from 5 to over 500 and Q_tot to 7·10⁴ by 320k steps), so the width too sets how fast the gain
-grows.
-
-Inputs are put on a unit scale: observations and states whose spaces are bounded are mapped onto [−1, 1]. The
-hypernetworks' outputs, and with them the mixer's gain, grow with the size of the state they read: on Level-Based
-Foraging, whose grid coordinates and levels run up to 7, the unscaled gain started near 8 (against 0.5 to 0.8 on
-simple_spread) and Q_tot overestimated a return of at most 1 to over 300.
-
-On Level-Based Foraging, keep γ well below 1 although its rewards are sparse: food does not come back, so when the
-50-step time limit is bootstrapped through, collecting a step later costs only 1 − γ of the food's value, and with γ =
-0.99 that gap drowned in the utilities' noise: on Foraging-5x5-2p-1f-v3 the greedy agents never loaded food in 200k
-steps (random play scores 0.45), while γ = 0.95 reached 0.6 and γ = 0.9 0.8 by 120k and 80k steps. On
-Foraging-8x8-2p-3f-v3, where 43% of the food needs both agents to load it at once, learning is slow: with γ = 0.9,
-standardized rewards, two gradient steps an episode and ε annealed over 200k steps (the marl suite's settings in
-benchmarks/suites.py), seed 1's greedy return (100 episodes) stayed below random play's 0.17 for 300k steps, passed 0.5
-at 1M and 0.8 at 1.3M and ended at 0.90; with γ = 0.95 (50-episode evaluations) it passed 0.5 only at 1.5M and ended at
-0.78, and in shorter trials (400k steps, one gradient step an episode) γ = 0.99 ended at 0.04 against 0.10 for γ = 0.95.
-A greedy episode tends to collect all the food or none: with a feed-forward agent, an observation that does not change
-(two agents blocking each other, one waiting alone at food it cannot lift) brings the same actions again.
+The defaults (γ = 0.95, a target refresh every 2000 steps, the learning rate annealed to 0; tuned on simple_spread)
+keep the mixer's gain ∂Q_tot/∂Q_a (logged as `losses/mixer_gain`) from drifting up: the hypernetworks' outputs pass
+through |·|, every optimizer step moves them, and once the gain reaches tens the greedy actions flip from update to
+update. The drift grows with the learning rate (a longer run needs a smaller one), the networks' width, the scale of
+the values, about r/(1 − γ), and the size of the state: bounded observations and states are mapped onto [−1, 1]. On
+Level-Based Foraging keep γ well below 1 (food does not come back, so collecting it a step later costs only 1 − γ).
+What was tried and measured: benchmarks/NOTES.md#qmixpy
 
 Returns: the team reward is the sum of the agents' rewards (the EPyMARL convention), and so is every logged return:
 `charts/episodic_return` and `eval/episodic_return` are team returns, summed over agents and steps; each agent's own
@@ -63,6 +35,8 @@ Envs (`--env-id`), cooperative tasks with Discrete actions:
   the same way. Agents' observations of different sizes are zero-padded to the largest.
 For continuous actions use maddpg.py.
 Run: python algos/qmix.py --env-id simple_spread_v3
+Benchmarks: benchmarks/results/quick/README.md (simple_spread, 200k steps) and benchmarks/results/marl/README.md (1M
+steps on simple_spread, 2M on Foraging-8x8-2p-3f-v3).
 """
 
 # Imports
@@ -80,9 +54,9 @@ from typing import NoReturn
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -161,13 +135,7 @@ class Args:
     """the maximum norm of the gradients"""
 
 
-# Environment, networks, episode buffer and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
+# The algorithm: environments, the agent network, the mixer, the episode buffer, the QMIX loss and update, acting
 class TupleParallelEnv:
     """A gymnasium env with one Tuple entry per agent (observations, actions; rewards as a list), such as Level-Based
     Foraging, behind PettingZoo's parallel API. The global state is the agents' observations concatenated."""
@@ -245,52 +213,8 @@ def episode_limit(env) -> int:
     """The most steps an episode of `env` can last (the episode buffer's time axis)."""
     limit = env.max_episode_steps if isinstance(env, TupleParallelEnv) else getattr(env.unwrapped, "max_cycles", None)
     if not limit:
-        fail("the env has no time limit (max_cycles or max_episode_steps); qmix.py stores whole episodes")
+        fail("the env has no time limit (max_cycles or max_episode_steps), and whole episodes are stored")
     return int(limit)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    for name in ("eval_episodes", "eval_frequency", "buffer_size", "batch_size", "gradient_steps"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.target_network_frequency <= 0:
-        fail(f"--target-network-frequency must be positive, got {args.target_network_frequency}")
-    try:
-        env = make_env(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    if not hasattr(env, "possible_agents"):
-        fail(
-            f"qmix.py needs a multi-agent env (a Tuple action space, one entry per agent), but {args.env_id} has "
-            f"{env.action_space}; for one agent use dqn.py"
-        )
-    if isinstance(env, TupleParallelEnv) and not isinstance(env.env.action_space, gym.spaces.Tuple):
-        fail(
-            f"qmix.py needs a multi-agent env (a Tuple action space, one entry per agent), but {args.env_id} has "
-            f"{env.env.action_space}; for one agent use dqn.py (Discrete) or ddpg.py (Box)"
-        )
-    for agent in env.possible_agents:
-        space = env.action_space(agent)
-        if not isinstance(space, gym.spaces.Discrete):
-            fail(
-                f"qmix.py needs a Discrete action space for every agent, but {agent} of {args.env_id} has {space}; "
-                "use maddpg.py"
-            )
-        if not isinstance(env.observation_space(agent), gym.spaces.Box):
-            fail(f"qmix.py needs Box observations, but {agent} of {args.env_id} has {env.observation_space(agent)}")
-    if (
-        args.capture_video
-        and isinstance(env, TupleParallelEnv)
-        and "rgb_array" not in env.env.metadata.get("render_modes", [])
-    ):
-        fail(f"--capture-video needs an env that renders rgb_array frames, which {args.env_id} does not")
-    episode_limit(env)
-    env.close()
 
 
 def unit_scaling(spaces: list, dim: int) -> tuple:
@@ -454,8 +378,60 @@ class RunningStd:
         self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
 
 
+def qmix_loss(agent, mixer, target_agent, target_mixer, batch: tuple, gamma: float, double_q: bool) -> tuple:
+    """The masked TD loss (Q_tot(τ, u, s) − y)² of a batch of episodes against the double-Q target, where
+    Q_tot = mixer(Q_1(τ_1, u_1), …, Q_n(τ_n, u_n); s); returns it with Q_tot and the chosen utilities Q_a(τ_a, u_a)."""
+    obs, states, actions, rewards, terminations, filled = batch
+    inputs = agent_inputs(obs)
+    q_online = unroll(agent, inputs)  # (B, T + 1, n_agents, n_actions)
+    q_taken = q_online[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # Q_a(τ_a, u_a)
+    q_tot = mixer(q_taken, states[:, :-1])
+    with torch.no_grad():
+        next_q_target = unroll(target_agent, inputs)[:, 1:]
+        targets = qmix_targets(
+            rewards, terminations, q_online[:, 1:].detach(), next_q_target, states[:, 1:], target_mixer, gamma, double_q
+        )
+    return masked_td_loss(q_tot, targets, filled), q_tot, q_taken
+
+
+def update(agent, mixer, target_agent, target_mixer, optimizer, batch: tuple, args: Args, reward_std, gain: bool):
+    """One gradient step of the agent network and the mixer together on `qmix_loss` (with --standardize-rewards, the
+    team rewards standardized by `reward_std`; the gradients clipped to max_grad_norm). Returns what to log: the loss,
+    the mean Q_tot, the gradient norm and, if `gain`, the mixer's mean gain ∂Q_tot/∂Q_a over the steps that happened,
+    the quantity that grows before a collapse."""
+    obs, states, actions, rewards, terminations, filled = batch
+    if args.standardize_rewards:
+        rewards = (rewards - reward_std.mean) / np.sqrt(reward_std.var + 1e-8)
+    batch = (obs, states, actions, rewards, terminations, filled)
+    loss, q_tot, q_taken = qmix_loss(agent, mixer, target_agent, target_mixer, batch, args.gamma, args.double_q)
+    stats = {"td_loss": loss, "q_tot": (q_tot * filled).sum() / filled.sum()}
+    if gain:
+        (gains,) = torch.autograd.grad(q_tot, q_taken, filled, retain_graph=True)
+        stats["mixer_gain"] = gains.sum() / filled.sum() / q_taken.shape[-1]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    stats["grad_norm"] = nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+    optimizer.step()
+    return stats
+
+
+def update_target(target_network, network, tau: float) -> None:
+    """θ⁻ ← τ θ + (1 − τ) θ⁻ (τ = 1: a hard copy)."""
+    with torch.no_grad():
+        for target_param, param in zip(target_network.parameters(), network.parameters(), strict=True):
+            target_param.lerp_(param, tau)
+
+
+def steps_crossed(global_step: int, steps: int, interval: int) -> int:
+    """How many multiples of `interval` the step counter passed on its way from global_step − steps."""
+    return global_step // interval - (global_step - steps) // interval
+
+
 def linear_schedule(start_e: float, end_e: float, duration: float, t: int) -> float:
-    """ε falls linearly from start_e to end_e over `duration` steps, then stays at end_e."""
+    """ε falls linearly from start_e to end_e over `duration` steps, then stays at end_e (from the start if 0)."""
+    if duration <= 0:
+        return end_e
     slope = (end_e - start_e) / duration
     return max(slope * t + start_e, end_e)
 
@@ -506,6 +482,325 @@ def records(episode: int) -> bool:
     return round(episode ** (1 / 3)) ** 3 == episode if episode < 1000 else episode % 1000 == 0
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given. The env is
+    made by `make_env` (an mpe2 module is no gymnasium id), and every agent's spaces are checked."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "eval_frequency", "buffer_size", "batch_size", "gradient_steps", "target_network_frequency")
+    check_unit_interval(args, "start_e", "end_e", "exploration_fraction")
+    try:
+        env = make_env(args.env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {args.env_id!r}: {e}")
+    if isinstance(env, TupleParallelEnv) and not isinstance(env.env.action_space, gym.spaces.Tuple):
+        fail(
+            f"needs a multi-agent env (a Tuple action space, one entry per agent), but {args.env_id} has "
+            f"{env.env.action_space}; for one agent use dqn.py (Discrete) or ddpg.py (Box)"
+        )
+    for agent in env.possible_agents:
+        space = env.action_space(agent)
+        if not isinstance(space, gym.spaces.Discrete):
+            fail(
+                f"needs a Discrete action space for every agent, but {agent} of {args.env_id} has {space}; "
+                "use maddpg.py"
+            )
+        if not isinstance(env.observation_space(agent), gym.spaces.Box):
+            fail(f"needs Box observations, but {agent} of {args.env_id} has {env.observation_space(agent)}")
+    if (
+        args.capture_video
+        and isinstance(env, TupleParallelEnv)
+        and "rgb_array" not in env.env.metadata.get("render_modes", [])
+    ):
+        fail(f"--capture-video needs an env that renders rgb_array frames, which {args.env_id} does not")
+    episode_limit(env)
+    env.close()
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    env = make_env(args.env_id, render=args.capture_video)
+    agents = list(env.possible_agents)
+    n_agents = len(agents)
+    obs_dim = max(int(np.prod(env.observation_space(a).shape)) for a in agents)
+    n_actions = max(int(env.action_space(a).n) for a in agents)
+    limit = episode_limit(env)
+    obs, _ = env.reset(seed=args.seed)
+    state_dim = len(env.state())
+    # inputs on a unit scale: the hypernetworks' outputs, and with them the mixer's gain, grow with the state's size
+    obs_scaling = unit_scaling([env.observation_space(a) for a in agents], obs_dim)
+    state_center, state_half_width = (a[0] for a in unit_scaling([env.state_space], state_dim))
+
+    agent = AgentNetwork(obs_dim + n_agents, args.hidden_dim, n_actions, args.use_rnn).to(run.device)
+    mixer = Mixer(n_agents, state_dim, args.mixing_embed_dim, args.hypernet_embed_dim).to(run.device)
+    if checkpoint:
+        agent.load_state_dict(checkpoint["agent"])
+    target_agent = AgentNetwork(obs_dim + n_agents, args.hidden_dim, n_actions, args.use_rnn).to(run.device)
+    target_mixer = Mixer(n_agents, state_dim, args.mixing_embed_dim, args.hypernet_embed_dim).to(run.device)
+    target_agent.load_state_dict(agent.state_dict())
+    target_mixer.load_state_dict(mixer.state_dict())
+    optimizer = torch.optim.Adam(list(agent.parameters()) + list(mixer.parameters()), lr=args.learning_rate)
+    rb = EpisodeBuffer(args.buffer_size, limit, n_agents, obs_dim, state_dim, args.seed)
+    reward_std = RunningStd()
+
+    global_step, episodes = 0, 0
+    total_timesteps = 0 if checkpoint else args.total_timesteps
+    while global_step < total_timesteps:
+        # collect: one episode of ε-greedy actions, each agent exploring on its own
+        ep_obs, ep_states = [stack_obs(obs, agents, obs_scaling)], [(env.state() - state_center) / state_half_width]
+        ep_actions, ep_rewards, ep_terminations, frames = [], [], [], []
+        agent_returns = dict.fromkeys(agents, 0.0)
+        hidden = None
+        recording = args.capture_video and records(episodes)
+        while env.agents and global_step < total_timesteps:
+            global_step += 1
+            if recording:
+                frames.append(env.render())
+            epsilon = linear_schedule(
+                args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step
+            )
+            actions, hidden = act(agent, ep_obs[-1], hidden, epsilon, n_actions, rng, run.device)
+            obs, rewards, terminations, _, _ = env.step({a: int(u) for a, u in zip(agents, actions, strict=True)})
+            for a in agents:
+                agent_returns[a] += rewards[a]
+            ep_obs.append(stack_obs(obs, agents, obs_scaling))
+            ep_states.append((env.state() - state_center) / state_half_width)
+            ep_actions.append(actions)
+            ep_rewards.append(sum(rewards[a] for a in agents))  # the team reward
+            ep_terminations.append(float(any(terminations.values())))
+            log_progress(run, global_step, epsilon=epsilon)
+        if env.agents:  # the budget ran out within an episode: it is neither logged nor stored
+            break
+        if recording:
+            frames.append(env.render())
+            save_video(frames, run.video_dir, f"train-episode-{episodes}")
+        episodes += 1
+        log_episode(run, global_step, float(sum(ep_rewards)), len(ep_rewards))  # the team return
+        for a in agents:
+            run.writer.add_scalar(f"charts/episodic_return_{a}", agent_returns[a], global_step)
+        run.writer.add_scalar("charts/epsilon", epsilon, global_step)
+        rb.add(np.stack(ep_obs), np.stack(ep_states), np.stack(ep_actions), ep_rewards, ep_terminations)
+        reward_std.update(np.asarray(ep_rewards))
+        obs, _ = env.reset()
+
+        # update: gradient steps on batches of whole episodes, then the target networks
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (1.0 - global_step / args.total_timesteps) * args.learning_rate
+        if global_step > args.learning_starts and rb.size >= args.batch_size:
+            for _ in range(args.gradient_steps):
+                batch = rb.sample(args.batch_size, run.device)
+                log = episodes % 10 == 0
+                stats = update(agent, mixer, target_agent, target_mixer, optimizer, batch, args, reward_std, gain=log)
+                check_finite(run, global_step, td_loss=stats["td_loss"])
+            if log:
+                for name, value in stats.items():
+                    run.writer.add_scalar(f"losses/{name}", value.item(), global_step)
+        if steps_crossed(global_step, len(ep_rewards), args.target_network_frequency):
+            update_target(target_agent, agent, args.tau)
+            update_target(target_mixer, mixer, args.tau)
+
+        if steps_crossed(global_step, len(ep_rewards), args.eval_frequency) and global_step < total_timesteps:
+            eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 20_000, obs_scaling, run.device)
+            for episode_return in eval_returns:  # the greedy policy as it trains
+                run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+            print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.2f}", flush=True)
+        log_progress(run, global_step, epsilon=epsilon)
+
+    env.close()
+    eval_returns = evaluate(
+        agent, args.env_id, args.eval_episodes, args.seed + 10_000, obs_scaling, run.device, run.eval_video_dir
+    )
+    return finish_run(run, global_step, eval_returns, model={"agent": agent.state_dict(), "mixer": mixer.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -526,214 +821,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup
-    video_dir = os.path.join(run_dir, "videos")
-    env = make_env(args.env_id, render=args.capture_video)
-    agents = list(env.possible_agents)
-    n_agents = len(agents)
-    obs_dim = max(int(np.prod(env.observation_space(a).shape)) for a in agents)
-    n_actions = max(int(env.action_space(a).n) for a in agents)
-    limit = episode_limit(env)
-    obs, _ = env.reset(seed=args.seed)
-    state_dim = len(env.state())
-    # inputs on a unit scale: the hypernetworks' outputs, and with them the mixer's gain, grow with the state's size
-    obs_scaling = unit_scaling([env.observation_space(a) for a in agents], obs_dim)
-    state_center, state_half_width = (a[0] for a in unit_scaling([env.state_space], state_dim))
-
-    agent = AgentNetwork(obs_dim + n_agents, args.hidden_dim, n_actions, args.use_rnn).to(device)
-    mixer = Mixer(n_agents, state_dim, args.mixing_embed_dim, args.hypernet_embed_dim).to(device)
-    if args.checkpoint:
-        agent.load_state_dict(torch.load(args.checkpoint, map_location=device)["agent"])
-    target_agent = AgentNetwork(obs_dim + n_agents, args.hidden_dim, n_actions, args.use_rnn).to(device)
-    target_mixer = Mixer(n_agents, state_dim, args.mixing_embed_dim, args.hypernet_embed_dim).to(device)
-    target_agent.load_state_dict(agent.state_dict())
-    target_mixer.load_state_dict(mixer.state_dict())
-    params = list(agent.parameters()) + list(mixer.parameters())
-    optimizer = torch.optim.Adam(params, lr=args.learning_rate)
-    rb = EpisodeBuffer(args.buffer_size, limit, n_agents, obs_dim, state_dim, args.seed)
-    reward_std = RunningStd()
-
-    recent_returns = collections.deque(maxlen=10)
-    global_step, episodes = 0, 0
-    total_timesteps = 0 if args.checkpoint else args.total_timesteps
-    start_time = last_print = time.time()
-    next_eval = args.eval_frequency
-    while global_step < total_timesteps:
-        # play one episode
-        ep_obs, ep_states = [stack_obs(obs, agents, obs_scaling)], [(env.state() - state_center) / state_half_width]
-        ep_actions, ep_rewards, ep_terminations, frames = [], [], [], []
-        agent_returns = dict.fromkeys(agents, 0.0)
-        hidden = None
-        recording = args.capture_video and records(episodes)
-        while env.agents and global_step < total_timesteps:
-            global_step += 1
-            if recording:
-                frames.append(env.render())
-            # ALGO LOGIC: ε-greedy actions, each agent exploring on its own
-            epsilon = linear_schedule(
-                args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step
-            )
-            actions, hidden = act(agent, ep_obs[-1], hidden, epsilon, n_actions, rng, device)
-            obs, rewards, terminations, truncations, _ = env.step(
-                {a: int(u) for a, u in zip(agents, actions, strict=True)}
-            )
-            for a in agents:
-                agent_returns[a] += rewards[a]
-            ep_obs.append(stack_obs(obs, agents, obs_scaling))
-            ep_states.append((env.state() - state_center) / state_half_width)
-            ep_actions.append(actions)
-            ep_rewards.append(sum(rewards[a] for a in agents))  # the team reward
-            ep_terminations.append(float(any(terminations.values())))
-        if env.agents:  # the budget ran out within an episode: it is neither logged nor stored
-            break
-        if recording:
-            frames.append(env.render())
-            save_video(frames, video_dir, f"train-episode-{episodes}")
-        episodes += 1
-
-        # log the finished episode
-        team_return = float(sum(ep_rewards))
-        writer.add_scalar("charts/episodic_return", team_return, global_step)
-        writer.add_scalar("charts/episodic_length", len(ep_rewards), global_step)
-        for a in agents:
-            writer.add_scalar(f"charts/episodic_return_{a}", agent_returns[a], global_step)
-        recent_returns.append(team_return)
-        rb.add(np.stack(ep_obs), np.stack(ep_states), np.stack(ep_actions), ep_rewards, ep_terminations)
-        reward_std.update(np.asarray(ep_rewards))
-        obs, _ = env.reset()
-
-        # ALGO LOGIC: training, on batches of whole episodes
-        if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = (1.0 - global_step / args.total_timesteps) * args.learning_rate
-        if global_step > args.learning_starts and rb.size >= args.batch_size:
-            for _ in range(args.gradient_steps):
-                b_obs, b_states, b_actions, b_rewards, b_terminations, b_filled = rb.sample(args.batch_size, device)
-                if args.standardize_rewards:
-                    b_rewards = (b_rewards - reward_std.mean) / np.sqrt(reward_std.var + 1e-8)
-                inputs = agent_inputs(b_obs)
-                q_online = unroll(agent, inputs)  # (B, T + 1, n_agents, n_actions)
-                q_taken = q_online[:, :-1].gather(-1, b_actions.unsqueeze(-1)).squeeze(-1)  # Q_a(τ_a, u_a)
-                q_tot = mixer(q_taken, b_states[:, :-1])
-                with torch.no_grad():
-                    targets = qmix_targets(
-                        b_rewards,
-                        b_terminations,
-                        q_online[:, 1:].detach(),
-                        unroll(target_agent, inputs)[:, 1:],
-                        b_states[:, 1:],
-                        target_mixer,
-                        args.gamma,
-                        args.double_q,
-                    )
-                loss = masked_td_loss(q_tot, targets, b_filled)
-                if episodes % 10 == 0:  # the mixer's gain ∂Q_tot/∂Q_a, the quantity that grows before a collapse
-                    (gain,) = torch.autograd.grad(q_tot, q_taken, b_filled, retain_graph=True)
-                    writer.add_scalar("losses/mixer_gain", (gain.sum() / b_filled.sum() / n_agents).item(), global_step)
-                if not torch.isfinite(loss):
-                    writer.close()
-                    env.close()
-                    fail(f"td_loss became {loss.item()} at global step {global_step}; stopping", status=1)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-                optimizer.step()
-            if episodes % 10 == 0:
-                writer.add_scalar("losses/td_loss", loss.item(), global_step)
-                writer.add_scalar("losses/q_tot", (q_tot * b_filled).sum().item() / b_filled.sum().item(), global_step)
-                writer.add_scalar("losses/grad_norm", grad_norm.item(), global_step)
-
-        # θ⁻ ← τ θ + (1 − τ) θ⁻ every `target_network_frequency` steps (checked once an episode)
-        if (
-            global_step // args.target_network_frequency
-            > (global_step - len(ep_rewards)) // args.target_network_frequency
-        ):
-            with torch.no_grad():
-                for target_net, net in ((target_agent, agent), (target_mixer, mixer)):
-                    for target_param, param in zip(target_net.parameters(), net.parameters(), strict=True):
-                        target_param.lerp_(param, args.tau)
-
-        if global_step >= next_eval and global_step < total_timesteps:
-            next_eval += args.eval_frequency
-            eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 20_000, obs_scaling, device)
-            for episode_return in eval_returns:
-                writer.add_scalar("eval/episodic_return", episode_return, global_step)
-            print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.2f}", flush=True)
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(global_step / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            writer.add_scalar("charts/epsilon", epsilon, global_step)
-            recent = np.mean(recent_returns) if recent_returns else float("nan")
-            print(f"step={global_step} sps={sps} epsilon={epsilon:.3f} recent_return={recent:.2f}", flush=True)
-
-    wall_time = time.time() - start_time
-    env.close()
-    if args.save_model:
-        torch.save(
-            {"agent": agent.state_dict(), "mixer": mixer.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt")
-        )
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(
-        agent, args.env_id, args.eval_episodes, args.seed + 10_000, obs_scaling, device, eval_video_dir
-    )
-    for episode_return in eval_returns:
-        writer.add_scalar("eval/episodic_return", episode_return, global_step)
-    writer.close()
-
-    summary = {
-        "algo": "qmix",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.2f} ± {summary['eval_return_std']:.2f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import assert_learns, load_algo, only_run_dir, read_scalars, smoke_args
+from helpers import assert_learns, load_algo, model_file, only_run_dir, read_scalars, smoke_args
 
 qmix = load_algo("qmix")
 maddpg = load_algo("maddpg")
@@ -97,7 +97,7 @@ def test_maddpg_target_bootstraps_through_a_truncation_only():
 def test_soft_update_moves_by_tau():
     target, source = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     before = target.weight.detach().clone()
-    maddpg.soft_update(target, source, 0.25)
+    maddpg.update_target(target, source, 0.25)
     torch.testing.assert_close(target.weight, before + 0.25 * (source.weight - before))
 
 
@@ -144,6 +144,13 @@ def test_qmix_target_is_double_q_and_bootstraps_through_a_truncation_only():
     assert double.tolist() == [[1.0 + 0.5 * (2.0 + 4.0)], [1.0]]
     single = qmix.qmix_targets(rewards, terminations, next_online, next_target, None, additive, 0.5, double_q=False)
     assert single.tolist() == [[1.0 + 0.5 * (2.0 + 8.0)], [1.0]]  # the target agents' own maxima
+
+
+def test_qmix_exploration_fraction_zero_explores_at_end_e_from_the_start():
+    # --exploration-fraction 0 used to divide by a zero duration
+    assert qmix.linear_schedule(1.0, 0.05, 0.0, 0) == 0.05
+    assert qmix.linear_schedule(1.0, 0.05, 0.0, 1_000) == 0.05
+    assert qmix.linear_schedule(1.0, 0.05, 100.0, 50) == pytest.approx(0.525)  # halfway through a nonzero duration
 
 
 def test_agent_inputs_append_one_hot_ids():
@@ -231,10 +238,20 @@ def test_maddpg_runs_on_its_envs(extra, tmp_path):
 
 
 def test_qmix_runs_on_foraging_with_a_gru(tmp_path):
-    summary = qmix.train(
-        smoke_args("qmix", tmp_path, env_id="Foraging-8x8-2p-3f-v3", use_rnn=True, total_timesteps=600)
+    qmix.train(
+        smoke_args("qmix", tmp_path, env_id="Foraging-8x8-2p-3f-v3", use_rnn=True, total_timesteps=600, save_model=True)
     )
-    assert summary["total_timesteps"] == 600 and read_scalars(only_run_dir(tmp_path), "losses/td_loss")
+    run_dir = only_run_dir(tmp_path)
+    # the logged team return is the sum of the agents' own returns, episode by episode
+    team = read_scalars(run_dir, "charts/episodic_return")
+    per_agent = [read_scalars(run_dir, f"charts/episodic_return_agent_{i}") for i in range(2)]
+    assert len(team) == len(per_agent[0]) == len(per_agent[1]) > 0
+    for (step, value), (step_0, value_0), (step_1, value_1) in zip(team, *per_agent, strict=True):
+        assert step == step_0 == step_1 and value == pytest.approx(value_0 + value_1, rel=1e-5, abs=1e-6)
+    # the updates began after learning_starts (100 steps), and the agent network that learned is a GRU
+    losses = read_scalars(run_dir, "losses/td_loss")
+    assert losses and min(step for step, _ in losses) > 100 and np.isfinite([value for _, value in losses]).all()
+    assert "rnn.weight_hh" in torch.load(model_file(run_dir, "qmix"), weights_only=True)["agent"]
 
 
 @pytest.mark.learning

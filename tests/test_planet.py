@@ -1,13 +1,13 @@
-"""algos/planet.py: the cross-entropy method on functions with a known optimum, the Gaussian KL, free nats, the
-model's one-step prediction on Pendulum data, the replay buffer's chunks, action repeat, the pixel networks and a
-smoke run from pixels. PlaNet's learning (Pendulum-v1 from its state in 50 episodes) is a benchmark (the quick suite),
-not a test: it takes about a quarter of an hour on one core."""
+"""algos/planet.py: the cross-entropy method on functions with a known optimum, the planner's imagined returns, the
+Gaussian KL, free nats, the model's one-step prediction on Pendulum data, the replay buffer's chunks and episode ends,
+action repeat, the pixel networks and a smoke run from pixels. PlaNet's learning (Pendulum-v1 from its state in 50
+episodes) is a benchmark (the quick suite), not a test: it takes about a quarter of an hour on one core."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import load_algo, only_run_dir, read_scalars
+from helpers import load_algo, model_file, only_run_dir, read_scalars
 
 planet = load_algo("planet")
 
@@ -40,21 +40,46 @@ def test_cem_with_every_candidate_in_the_elite_keeps_the_sample_mean():
     assert mean.abs().max().item() < 0.05
 
 
+class ShiftModel:
+    """A stand-in for the world model whose rollout has a closed form: h_{t+1} = s_t + a_t, the prior N(h, σ²) and the
+    predicted reward r̂ = h + s (shapes (J, 1))."""
+
+    def __init__(self, std: float):
+        self.std = std
+
+    def deterministic_step(self, h, s, action):
+        return s + action
+
+    def prior(self, h):
+        return h, torch.full_like(h, self.std)
+
+    def predict_reward(self, h, s):
+        return (h + s).squeeze(-1)
+
+
 def test_imagined_returns_sum_the_predicted_rewards_through_the_prior():
-    torch.manual_seed(0)
-    model = planet.WorldModel((3,), 1, False, planet.Args(deterministic_size=8, stochastic_size=4, hidden_size=16))
-    h, s = torch.randn(1, 8), torch.randn(1, 4)
-    sequences = torch.rand(3, 4, 1) * 2 - 1
-    returns = planet.imagined_returns(model, h, s, sequences, torch.Generator().manual_seed(5))
-    # the same rollout by hand, one sequence at a time, with the same noise
-    generator = torch.Generator().manual_seed(5)
-    hh, ss, expected = h.expand(3, -1), s.expand(3, -1), torch.zeros(3)
-    for t in range(4):
-        hh = model.gru(model.pre_gru(torch.cat([ss, sequences[:, t]], -1)), hh)
-        mean, std = model.prior(hh)
-        ss = mean + std * torch.randn(mean.shape, generator=generator)
-        expected = expected + model.reward_model(torch.cat([hh, ss], -1)).squeeze(-1)
-    torch.testing.assert_close(returns, expected)
+    # With σ = 0, s_t = h_t and h_{t+1} = h_t + a_t from h_1 = s_0 + a_0: h_t = s_0 + Σ_{k<t} a_k, and the return
+    # Σ_{t=1..H} r̂_t = 2 Σ_t h_t = 2 (H s_0 + Σ_k (H − k) a_k); the belief's h_0 plays no part.
+    sequences = torch.tensor(
+        [[[0.5], [-1.0], [0.25], [1.0]], [[1.0], [1.0], [1.0], [1.0]], [[0.0], [0.0], [0.0], [0.0]]]
+    )
+    h, s = torch.tensor([[7.0]]), torch.tensor([[0.3]])
+    returns = planet.imagined_returns(ShiftModel(0.0), h, s, sequences, torch.Generator().manual_seed(0))
+    horizon, weights = 4, torch.tensor([4.0, 3.0, 2.0, 1.0])
+    expected = 2 * (horizon * 0.3 + (sequences[..., 0] * weights).sum(dim=1))
+    torch.testing.assert_close(returns, expected)  # 2 (1.2 + 2 − 3 + 0.5 + 1), 2 (1.2 + 10), 2 · 1.2
+
+
+def test_imagined_returns_sample_the_prior_at_every_step():
+    # With σ > 0, s_t = h_t + σ ε_t: the noise ε_j of step j is in s_j, …, s_H and (through h) in h_{j+1}, …, h_H, so
+    # the return is the closed form above plus σ Σ_j (2 (H − j) + 1) ε_j, of variance σ² (7² + 5² + 3² + 1²) = 21 for
+    # H = 4 and σ = 0.5 (the prior's mean alone would give none).
+    sequences = torch.tensor([[0.5], [-1.0], [0.25], [1.0]]).expand(20_000, 4, 1)
+    returns = planet.imagined_returns(
+        ShiftModel(0.5), torch.zeros(1, 1), torch.full((1, 1), 0.3), sequences, torch.Generator().manual_seed(0)
+    )
+    assert returns.mean().item() == pytest.approx(2 * (4 * 0.3 + 2.0 - 3.0 + 0.5 + 1.0), abs=0.15)  # σ/√n: 0.04
+    assert returns.var().item() == pytest.approx(21.0, rel=0.05)  # the sample variance's error: 1% here
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -197,6 +222,51 @@ def test_action_repeat_sums_rewards_and_stops_at_the_episode_end():
     assert (obs[0], reward, done, steps) == (5.0, 9.0, True, 2)
 
 
+if "PlanetCounting-v0" not in gym.registry:
+    gym.register("PlanetCounting-v0", entry_point=CountingEnv)
+
+
+def test_an_episode_is_stored_with_its_final_observation_so_its_last_reward_is_a_target(tmp_path, monkeypatch):
+    # CountingEnv: o_t = t and r_t = t + 1 for t = 0..4, and the episode ends in o_5 = 5. Row t of the buffer holds
+    # (o_t, a_t, r_t) and h_{t+1} predicts r_t, so without a row for o_5 the last reward, 5, is never a target.
+    buffers, targets = [], []
+
+    class RecordingBuffer(planet.ReplayBuffer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            buffers.append(self)
+
+    model_loss = planet.model_loss
+
+    def recording_loss(model, obs, actions, rewards, free_nats):
+        targets.append(rewards[:, :-1].flatten())  # the rewards the loss asks the model to predict
+        return model_loss(model, obs, actions, rewards, free_nats)
+
+    monkeypatch.setattr(planet, "ReplayBuffer", RecordingBuffer)
+    monkeypatch.setattr(planet, "model_loss", recording_loss)
+    small = dict(deterministic_size=8, stochastic_size=2, hidden_size=8, horizon=2, candidates=8, top_k=2, iterations=1)
+    args = planet.Args(
+        env_id="PlanetCounting-v0",
+        total_timesteps=15,  # three episodes, the model trained after each
+        action_repeat=1,
+        seed_episodes=1,
+        train_steps=5,
+        batch_size=16,
+        chunk_length=3,
+        eval_episodes=1,
+        log_dir=str(tmp_path),
+        **small,
+    )
+    planet.train(args)
+    (rb,) = buffers
+    stored = rb.episodes[: rb.size]
+    for episode in range(3):
+        assert rb.obs[: rb.size][stored == episode, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        assert rb.rewards[: rb.size][stored == episode][:5].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    # 240 chunks of 3 rows from 4 starts an episode: the chunk (o_3, o_4, o_5) asks for r_3 = 4 and r_4 = 5
+    assert sorted(torch.cat(targets).unique().tolist()) == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
 def test_actions_map_to_the_env_bounds():
     low, high = np.array([-2.0, 0.0]), np.array([2.0, 1.0])
     np.testing.assert_allclose(planet.to_env_action(torch.tensor([-1.0, 1.0]), low, high), [-2.0, 1.0])
@@ -233,12 +303,17 @@ def test_pixel_mode_smoke_run(tmp_path):
         seed_episodes=1,
         train_steps=2,
         eval_episodes=1,
+        save_model=True,
         log_dir=str(tmp_path),
         **small,
         **planning,
     )
     summary = planet.train(args)
-    assert summary["total_timesteps"] == 400 and np.isfinite(summary["eval_return_mean"])
     run_dir = only_run_dir(tmp_path)
-    assert len(read_scalars(run_dir, "charts/episodic_return")) == 2
-    assert read_scalars(run_dir, "losses/observation_loss")
+    # Pendulum's episodes of 200 env steps, 4 to a planned action, end at steps 200 and 400; the model trains after each
+    assert read_scalars(run_dir, "charts/episodic_length") == [(200, 200.0), (400, 200.0)]
+    assert [step for step, _ in read_scalars(run_dir, "losses/observation_loss")] == [200, 400]
+    assert summary["eval_return_mean"] == pytest.approx(read_scalars(run_dir, "eval/episodic_return")[0][1], rel=1e-6)
+    # the saved model is the pixel one: a convolutional encoder of 3-channel frames
+    weights = torch.load(model_file(run_dir, "planet"), weights_only=True)["model"]
+    assert weights["encoder.net.0.weight"].shape == (32, 3, 4, 4)
