@@ -9,6 +9,7 @@ truncation is not a termination: GAE bootstraps from the value of the observatio
 
 Spaces: Box observations, Discrete actions (for Box actions use ppo_continuous.py).
 Run: python algos/ppo.py --env-id CartPole-v1
+Benchmarks: benchmarks/results/quick/README.md (CartPole) and benchmarks/results/classic/README.md.
 """
 
 # Imports
@@ -95,39 +96,7 @@ class Args:
     """stop the epochs of an update early when the approximate KL exceeds this"""
 
 
-# Environment, networks and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "eval_episodes"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    batch_size = args.num_envs * args.num_steps
-    if args.checkpoint is None and args.total_timesteps < batch_size:
-        fail(f"--total-timesteps {args.total_timesteps} is less than one rollout (num_envs × num_steps = {batch_size})")
-    if batch_size % args.num_minibatches:
-        fail(f"num_envs × num_steps = {batch_size} is not divisible by --num-minibatches {args.num_minibatches}")
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, gym.spaces.Discrete):
-        fail(f"ppo.py needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
-    if not isinstance(obs_space, gym.spaces.Box):
-        fail(f"ppo.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
-
-
+# The algorithm: environment, actor-critic, rollout, GAE and the clipped-surrogate update
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
     def thunk():
         if capture_video and idx == 0:
@@ -184,6 +153,26 @@ class Agent(nn.Module):
         return self.actor(x).argmax(dim=-1)
 
 
+class Rollout:
+    """The storage of one rollout, allocated once: a row per step, a column per env."""
+
+    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, action_shape: tuple, action_dtype, device):
+        shape = (num_steps, num_envs)
+        self.obs = torch.zeros(shape + (obs_dim,), device=device)
+        self.actions = torch.zeros(shape + action_shape, dtype=action_dtype, device=device)
+        self.logprobs = torch.zeros(shape, device=device)
+        self.rewards = torch.zeros(shape, device=device)
+        self.terminations = torch.zeros(shape, device=device)
+        self.dones = torch.zeros(shape, device=device)
+        self.values = torch.zeros(shape, device=device)
+        self.final_values = torch.zeros(shape, device=device)  # V(final obs) where an episode was truncated, else 0
+
+    def batch(self, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+        """The rollout as one batch of num_steps × num_envs rows, with its advantages and value targets."""
+        rows = dict(obs=self.obs, actions=self.actions, logprobs=self.logprobs, values=self.values)
+        return {name: x.flatten(0, 1) for name, x in dict(rows, advantages=advantages, returns=returns).items()}
+
+
 def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     """The observation each env's step led to. With same-step autoreset, `next_obs` of an env whose episode just ended
     is already the first observation of its next episode; the observation the episode ended in is in `final_obs`."""
@@ -193,6 +182,33 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     for i in np.flatnonzero(infos["_final_obs"]):
         real[i] = infos["final_obs"][i]
     return real
+
+
+def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, global_step: int) -> tuple:
+    """Fill `rollout` with num_steps steps of every env, a ~ π(·|s), and log the episodes that end. Returns the
+    observation to go on from and the step count."""
+    device = run.device
+    for step in range(len(rollout.obs)):
+        global_step += envs.num_envs
+        rollout.obs[step] = next_obs
+        with torch.inference_mode():
+            action, logprob, _, value = agent.get_action_and_value(next_obs)
+        rollout.actions[step], rollout.logprobs[step], rollout.values[step] = action, logprob, value
+
+        next_obs_np, reward, terminated, truncated, infos = envs.step(action.cpu().numpy())
+        log_episodes(run, global_step, infos)
+        rollout.rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
+        rollout.terminations[step] = torch.as_tensor(terminated, device=device)
+        rollout.dones[step] = torch.as_tensor(terminated | truncated, device=device)
+        rollout.final_values[step] = 0.0
+        if truncated.any():
+            # truncation is not termination: keep V(s_final) to bootstrap from
+            final_obs = true_next_obs(next_obs_np, infos)[truncated]
+            with torch.inference_mode():
+                final_value = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device))
+            rollout.final_values[step, torch.as_tensor(truncated, device=device)] = final_value
+        next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
+    return next_obs, global_step
 
 
 def compute_gae(rewards, values, next_values, terminations, dones, gamma: float, gae_lambda: float):
@@ -212,6 +228,82 @@ def compute_gae(rewards, values, next_values, terminations, dones, gamma: float,
         last_advantage = delta + gamma * gae_lambda * (1.0 - dones[t]) * last_advantage  # Â_t = δ_t + γλ Â_{t+1}
         advantages[t] = last_advantage
     return advantages, advantages + values
+
+
+def estimate_advantages(agent, rollout: Rollout, next_obs: torch.Tensor, gamma: float, gae_lambda: float) -> tuple:
+    """compute_gae over the rollout; V(s') is the next stored value, V(next_obs) after the last step, or V(s_final)
+    where the episode ended."""
+    with torch.inference_mode():
+        next_values = torch.cat([rollout.values[1:], agent.get_value(next_obs)[None]])
+    next_values = torch.where(rollout.dones.bool(), rollout.final_values, next_values)
+    return compute_gae(
+        rollout.rewards, rollout.values, next_values, rollout.terminations, rollout.dones, gamma, gae_lambda
+    )
+
+
+def ppo_loss(agent, mb: dict, args: Args) -> tuple:
+    """The loss −L_clip + c_v L_V − c_e H of a minibatch, and its parts and diagnostics (a dict).
+
+    L_clip = E[min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â)] with ρ = π(a|s) / π_old(a|s), Â normalized over the minibatch with
+    `norm_adv`; L_V = ½ E[(V(s) − R)²], or with `clip_vloss` ½ E[max((V − R)², (V_old + clip(V − V_old, −ε, ε) − R)²)];
+    H the mean entropy of π(·|s).
+    """
+    _, logprob, entropy, value = agent.get_action_and_value(mb["obs"], mb["actions"])
+    logratio = logprob - mb["logprobs"]
+    ratio = logratio.exp()  # ρ
+    advantages = mb["advantages"]
+    if args.norm_adv:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    # L_clip as a loss to minimize: the larger of the two negated terms
+    clipped_ratio = torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+    pg_loss = torch.max(-advantages * ratio, -advantages * clipped_ratio).mean()
+    if args.clip_vloss:
+        v_clipped = mb["values"] + torch.clamp(value - mb["values"], -args.clip_coef, args.clip_coef)
+        v_loss = 0.5 * torch.max((value - mb["returns"]) ** 2, (v_clipped - mb["returns"]) ** 2).mean()
+    else:
+        v_loss = 0.5 * ((value - mb["returns"]) ** 2).mean()
+    entropy_loss = entropy.mean()
+    loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+    with torch.no_grad():
+        stats = {
+            "policy_loss": pg_loss.detach(),
+            "value_loss": v_loss.detach(),
+            "entropy": entropy_loss.detach(),
+            "old_approx_kl": (-logratio).mean(),
+            "approx_kl": ((ratio - 1) - logratio).mean(),  # unbiased, low-variance estimator of KL(π_old‖π)
+            "clipfrac": ((ratio - 1.0).abs() > args.clip_coef).float().mean(),
+        }
+    return loss, stats
+
+
+def ppo_update(agent, optimizer, batch: dict, args: Args, run, global_step: int) -> dict:
+    """`update_epochs` epochs over the batch in `num_minibatches` random minibatches, a gradient step on ppo_loss each
+    with the gradient's norm clipped; the epochs stop early once the approximate KL exceeds `target_kl`. Returns the
+    last minibatch's losses and diagnostics, with the clip fraction over all of them."""
+    batch_size = len(batch["obs"])
+    minibatch_size = batch_size // args.num_minibatches
+    clipfracs = []
+    for _epoch in range(args.update_epochs):
+        b_inds = torch.randperm(batch_size, device=run.device)
+        for start in range(0, batch_size, minibatch_size):
+            loss, stats = ppo_loss(
+                agent, {k: x[b_inds[start : start + minibatch_size]] for k, x in batch.items()}, args
+            )
+            check_finite(run, global_step, **{name: stats[name] for name in ("policy_loss", "value_loss", "entropy")})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm, foreach=True)
+            optimizer.step()
+            clipfracs.append(stats["clipfrac"])
+        if args.target_kl is not None and stats["approx_kl"] > args.target_kl:
+            break
+    return {**stats, "clipfrac": torch.stack(clipfracs).mean()}
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """1 − Var[R − V] / Var[R]: how much of the return the value function predicts (NaN when the returns are equal)."""
+    var_returns = returns.var()
+    return float("nan") if var_returns == 0 else (1 - (returns - values).var() / var_returns).item()
 
 
 def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
@@ -236,6 +328,252 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_envs", "num_steps", "num_minibatches", "update_epochs", "learning_rate")
+    check_unit_interval(args, "gamma", "gae_lambda")
+    batch_size = args.num_envs * args.num_steps
+    if checkpoint is None and args.total_timesteps < batch_size:
+        fail(f"--total-timesteps {args.total_timesteps} is less than one rollout (num_envs × num_steps = {batch_size})")
+    if batch_size % args.num_minibatches:
+        fail(f"num_envs × num_steps = {batch_size} is not divisible by --num-minibatches {args.num_minibatches}")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Discrete):
+        fail(f"needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    # same-step autoreset, so that no transition crosses a reset (see `true_next_obs`)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, run.video_dir) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+
+    agent = Agent(obs_dim, int(envs.single_action_space.n)).to(run.device)
+    if checkpoint:
+        agent.load_state_dict(checkpoint["agent"])
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
+    rollout = Rollout(args.num_steps, args.num_envs, obs_dim, (), torch.long, run.device)
+
+    global_step = 0
+    num_iterations = 0 if checkpoint else args.total_timesteps // (args.num_envs * args.num_steps)
+    next_obs = torch.as_tensor(envs.reset(seed=args.seed)[0], dtype=torch.float32, device=run.device)
+    for iteration in range(num_iterations):
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (1.0 - iteration / num_iterations) * args.learning_rate
+        # collect: num_steps steps of every env with the current policy
+        next_obs, global_step = collect_rollout(envs, agent, rollout, next_obs, run, global_step)
+        # estimate: advantages by GAE(γ, λ), and the value targets
+        advantages, returns = estimate_advantages(agent, rollout, next_obs, args.gamma, args.gae_lambda)
+        batch = rollout.batch(advantages, returns)
+        # update: epochs of minibatch steps on the clipped surrogate, the value loss and the entropy bonus
+        losses = ppo_update(agent, optimizer, batch, args, run, global_step)
+
+        losses["explained_variance"] = explained_variance(batch["values"], batch["returns"])
+        run.writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        for name, value in losses.items():
+            run.writer.add_scalar(f"losses/{name}", float(value), global_step)
+        log_progress(run, global_step)
+
+    envs.close()
+    eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir)
+    return finish_run(run, global_step, eval_returns, model={"agent": agent.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -256,221 +594,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    batch_size = args.num_envs * args.num_steps
-    minibatch_size = batch_size // args.num_minibatches
-    num_iterations = 0 if args.checkpoint else args.total_timesteps // batch_size
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup: same-step autoreset, so that no transition crosses a reset (see `true_next_obs`)
-    video_dir = os.path.join(run_dir, "videos")
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, i, args.capture_video, video_dir) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-
-    agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
-    if args.checkpoint:
-        agent.load_state_dict(torch.load(args.checkpoint, map_location=device)["agent"])
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
-
-    # rollout storage, allocated once
-    shape = (args.num_steps, args.num_envs)
-    obs = torch.zeros(shape + (obs_dim,), device=device)
-    actions = torch.zeros(shape, dtype=torch.long, device=device)
-    logprobs = torch.zeros(shape, device=device)
-    rewards = torch.zeros(shape, device=device)
-    terminations = torch.zeros(shape, device=device)
-    dones = torch.zeros(shape, device=device)
-    values = torch.zeros(shape, device=device)
-    final_values = torch.zeros(shape, device=device)  # V(final obs) where an episode was truncated, else 0
-
-    episode_returns = np.zeros(args.num_envs)
-    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
-    recent_returns = collections.deque(maxlen=10)
-    global_step = 0
-    start_time = last_print = time.time()
-    next_obs_np, _ = envs.reset(seed=args.seed)
-    next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
-    for iteration in range(1, num_iterations + 1):
-        if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-
-        for step in range(args.num_steps):
-            global_step += args.num_envs
-            obs[step] = next_obs
-            with torch.inference_mode():
-                action, logprob, _, value = agent.get_action_and_value(next_obs)
-            actions[step], logprobs[step], values[step] = action, logprob, value
-
-            next_obs_np, reward, terminated, truncated, infos = envs.step(action.cpu().numpy())
-            rewards[step] = torch.as_tensor(reward, device=device)
-            terminations[step] = torch.as_tensor(terminated, device=device)
-            dones[step] = torch.as_tensor(terminated | truncated, device=device)
-            final_values[step] = 0.0
-            if truncated.any():
-                # truncation is not termination: keep V(s_final) to bootstrap from
-                final_obs = true_next_obs(next_obs_np, infos)[truncated]
-                with torch.inference_mode():
-                    final_value = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device))
-                final_values[step, torch.as_tensor(truncated, device=device)] = final_value
-            next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
-
-            # log every finished episode
-            episode_returns += reward
-            episode_lengths += 1
-            for i in np.flatnonzero(terminated | truncated):
-                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
-                recent_returns.append(float(episode_returns[i]))
-                episode_returns[i], episode_lengths[i] = 0.0, 0
-
-        # ALGO LOGIC: advantages by GAE; V(s') is the next stored value, or V(s_final) where the episode ended
-        with torch.inference_mode():
-            next_values = torch.cat([values[1:], agent.get_value(next_obs)[None]])
-        next_values = torch.where(dones.bool(), final_values, next_values)
-        advantages, returns = compute_gae(
-            rewards, values, next_values, terminations, dones, args.gamma, args.gae_lambda
-        )
-
-        # flatten the batch
-        b_obs = obs.reshape((-1, obs_dim))
-        b_actions, b_logprobs = actions.reshape(-1), logprobs.reshape(-1)
-        b_advantages, b_returns, b_values = advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)
-
-        # ALGO LOGIC: clipped-surrogate updates over epochs of minibatches
-        clipfracs = []
-        for _epoch in range(args.update_epochs):
-            b_inds = torch.randperm(batch_size, device=device)
-            for start in range(0, batch_size, minibatch_size):
-                mb_inds = b_inds[start : start + minibatch_size]
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
-                logratio = newlogprob - b_logprobs[mb_inds]
-                ratio = logratio.exp()  # ρ = π(a|s) / π_old(a|s)
-
-                with torch.no_grad():
-                    old_approx_kl = (-logratio).mean()
-                    approx_kl = ((ratio - 1) - logratio).mean()  # unbiased, low-variance estimator of KL(π_old‖π)
-                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
-
-                mb_advantages = b_advantages[mb_inds]
-                if args.norm_adv:
-                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-
-                # L_clip = E[min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â)], as a loss to minimize
-                pg_loss1 = -mb_advantages * ratio
-                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
-                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-
-                # value loss, optionally clipped around the old value estimate
-                if args.clip_vloss:
-                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
-                    v_clipped = b_values[mb_inds] + torch.clamp(
-                        newvalue - b_values[mb_inds], -args.clip_coef, args.clip_coef
-                    )
-                    v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
-                    v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
-                else:
-                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
-
-                entropy_loss = entropy.mean()
-                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
-                if not torch.isfinite(loss):
-                    writer.close()
-                    envs.close()
-                    fail(
-                        f"loss became non-finite at global step {global_step}: policy_loss={pg_loss.item()}, "
-                        f"value_loss={v_loss.item()}, entropy={entropy_loss.item()}; stopping",
-                        status=1,
-                    )
-
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm, foreach=True)
-                optimizer.step()
-
-            if args.target_kl is not None and approx_kl > args.target_kl:
-                break
-
-        # explained variance 1 − Var[R − V] / Var[R]: how much of the return the value function predicts
-        var_returns = b_returns.var()
-        explained_var = float("nan") if var_returns == 0 else (1 - (b_returns - b_values).var() / var_returns).item()
-
-        sps = int(global_step / (time.time() - start_time))
-        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
-        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
-        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-        writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-        writer.add_scalar("losses/explained_variance", explained_var, global_step)
-        writer.add_scalar("charts/SPS", sps, global_step)
-        if time.time() - last_print >= 2.0 or iteration == num_iterations:
-            last_print = time.time()
-            recent = np.mean(recent_returns) if recent_returns else float("nan")
-            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    envs.close()
-    if args.save_model:
-        torch.save({"agent": agent.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "ppo",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

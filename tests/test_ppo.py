@@ -1,5 +1,6 @@
-"""algos/ppo.py (and the GAE it shares with ppo_continuous.py, a2c.py, a3c.py and trpo.py): GAE against the
-λ-return's definition, truncation handling, the categorical policy's math, and a learning test."""
+"""algos/ppo.py (and the GAE it shares with ppo_continuous.py, a2c.py, a3c.py and trpo.py, and the loss it shares with
+ppo_continuous.py): GAE against the λ-return's definition, truncation handling, the clipped objective and the value
+loss against hand-worked numbers, the categorical policy's math, and a learning test."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ import torch
 from helpers import assert_learns, load_algo
 
 ppo = load_algo("ppo")
-GAE_MODULES = [ppo] + [load_algo(name) for name in ("ppo_continuous", "a2c", "a3c", "trpo")]
+PPO_MODULES = [ppo, load_algo("ppo_continuous")]
+GAE_MODULES = PPO_MODULES + [load_algo(name) for name in ("a2c", "a3c", "trpo")]
 
 
 def brute_force_gae(rewards, values, next_values, terminations, dones, gamma, lam):
@@ -79,6 +81,68 @@ def test_compute_gae_bootstraps_truncation_but_not_termination(module):
     # step 0: δ = 1 + 0.9·3 − 2 = 1.7, plus γλ times step 1's advantage
     assert truncated[0, 0].item() == pytest.approx(1.7 + 0.45 * 2.5)
     assert terminated[0, 0].item() == pytest.approx(1.7 + 0.45 * -2.0)
+
+
+class FixedPolicy:
+    """Stands in for the agent in ppo_loss: the new log-probabilities, entropies and values it reports are given."""
+
+    def __init__(self, logprob, entropy, value):
+        self.logprob, self.entropy, self.value = logprob, entropy, value
+
+    def get_action_and_value(self, obs, actions):
+        return actions, self.logprob, self.entropy, self.value
+
+
+def _minibatch(old_logprob, advantages, old_values, returns) -> dict:
+    n = len(advantages)
+    rows = dict(logprobs=old_logprob, advantages=advantages, values=old_values, returns=returns)
+    return dict(obs=torch.zeros(n, 1), actions=torch.zeros(n), **{k: torch.tensor(v).double() for k, v in rows.items()})
+
+
+# ε = 0.2: (ρ, Â, min(ρ Â, clip(ρ, 0.8, 1.2) Â), whether the clipped term is the minimum, so that no gradient flows)
+CLIPPED_OBJECTIVE_CASES = [
+    (1.5, 1.0, 1.2, True),  # Â > 0, ρ above 1 + ε: the objective stops at 1.2 Â
+    (1.1, 2.0, 2.2, False),  # Â > 0, ρ within [1 − ε, 1 + ε]: ρ Â
+    (0.5, 1.0, 0.5, False),  # Â > 0, ρ below 1 − ε: ρ Â is the smaller term, not clipped
+    (0.5, -1.0, -0.8, True),  # Â < 0, ρ below 1 − ε: the objective stops at 0.8 Â
+    (0.9, -2.0, -1.8, False),  # Â < 0, ρ within the range: ρ Â
+    (1.5, -1.0, -1.5, False),  # Â < 0, ρ above 1 + ε: ρ Â is the smaller term, not clipped
+]
+
+
+@pytest.mark.parametrize("module", PPO_MODULES, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("ratio,advantage,objective,clipped", CLIPPED_OBJECTIVE_CASES)
+def test_ppo_loss_is_the_clipped_surrogate(module, ratio, advantage, objective, clipped):
+    old_logprob = np.log(0.4)
+    logprob = torch.tensor([np.log(0.4 * ratio)], dtype=torch.float64, requires_grad=True)
+    agent = FixedPolicy(logprob, entropy=torch.zeros(1).double(), value=torch.zeros(1).double())
+    args = module.Args(clip_coef=0.2, norm_adv=False, ent_coef=0.0, vf_coef=0.0)
+    loss, stats = module.ppo_loss(agent, _minibatch([old_logprob], [advantage], [0.0], [0.0]), args)
+    assert loss.item() == pytest.approx(-objective) and stats["policy_loss"].item() == pytest.approx(-objective)
+    # ∂loss/∂log π(a|s) = −ρ Â where the unclipped term is the minimum, 0 where the clipped one is
+    loss.backward()
+    assert logprob.grad.item() == pytest.approx(0.0 if clipped else -ratio * advantage)
+    assert stats["clipfrac"].item() == (1.0 if abs(ratio - 1) > 0.2 else 0.0)
+    assert stats["approx_kl"].item() == pytest.approx((ratio - 1) - np.log(ratio))
+
+
+@pytest.mark.parametrize("module", PPO_MODULES, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("clip_vloss,value_loss", [(False, 1.0025), (True, 1.3325)])
+def test_ppo_loss_adds_the_value_loss_and_the_entropy_bonus(module, clip_vloss, value_loss):
+    # V = (1.0, −0.5), V_old = (0.5, 0.0), R = (3.0, −0.4), ε = 0.2. Unclipped: (V − R)² = (4, 0.01). Clipped:
+    # V_old + clip(V − V_old, −0.2, 0.2) = (0.7, −0.2), squared errors (5.29, 0.04); the larger of the two per sample
+    # is (5.29, 0.04). L_V = ½ mean: 1.0025 unclipped, 1.3325 clipped.
+    value = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    entropy = torch.tensor([1.5, 0.5], dtype=torch.float64)  # mean 1.0
+    old_logprob = [np.log(0.3), np.log(0.6)]
+    agent = FixedPolicy(torch.tensor(old_logprob), entropy, value)  # ρ = 1, and Â = (1, −1): L_clip = 0
+    minibatch = _minibatch(old_logprob, [1.0, -1.0], [0.5, 0.0], [3.0, -0.4])
+    args = module.Args(clip_coef=0.2, norm_adv=False, clip_vloss=clip_vloss, ent_coef=0.01, vf_coef=0.5)
+    loss, stats = module.ppo_loss(agent, minibatch, args)
+    assert stats["policy_loss"].item() == pytest.approx(0.0, abs=1e-12)
+    assert stats["value_loss"].item() == pytest.approx(value_loss)
+    assert stats["entropy"].item() == pytest.approx(1.0)
+    assert loss.item() == pytest.approx(0.5 * value_loss - 0.01 * 1.0)
 
 
 def test_categorical_policy_matches_torch_distributions():
