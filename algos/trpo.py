@@ -13,7 +13,8 @@ observation the episode was cut off in.
 The policy is categorical for Discrete actions and a diagonal Gaussian with state-independent log standard deviations
 for Box actions (sampled actions are clipped to the bounds when sent to the env; the log-probability is that of the
 unclipped sample).
-The defaults are the RL Zoo's CartPole settings.
+The defaults are the RL Zoo's CartPole settings, with δ shrunk linearly to 0 over training (`--no-anneal-kl` keeps
+the paper's constant δ).
 
 Spaces: Box observations; Discrete or Box actions.
 Run: python algos/trpo.py --env-id CartPole-v1
@@ -85,7 +86,9 @@ class Args:
     norm_adv: bool = True
     """normalize advantages over each batch"""
     max_kl: float = 0.01
-    """the trust region's size δ: the largest mean KL(π_old‖π) a step may take"""
+    """the trust region's size δ: the largest mean KL(π_old‖π) a step may take (at the start, when annealed)"""
+    anneal_kl: bool = True
+    """shrink δ linearly to 0 over training, as ppo.py and a2c.py anneal their learning rates"""
     cg_iters: int = 15
     """conjugate-gradient iterations for the step direction F⁻¹g"""
     cg_damping: float = 1e-3
@@ -356,7 +359,7 @@ def line_search(params: list, full_step: torch.Tensor, surrogate_fn, kl_fn, max_
     return 0.0
 
 
-def trpo_update(agent, policy_params: list, batch: dict, args: Args, run, global_step: int) -> dict:
+def trpo_update(agent, policy_params: list, batch: dict, max_kl: float, args: Args, run, global_step: int) -> dict:
     """The natural-gradient step within the trust region, on the surrogate L of the batch (its advantages normalized
     with `norm_adv`): along the conjugate-gradient solution of F s = g, scaled to the trust region's edge, then the line
     search. Returns the policy loss −L after the step, L's improvement, the KL reached and the step fraction taken."""
@@ -375,9 +378,9 @@ def trpo_update(agent, policy_params: list, batch: dict, args: Args, run, global
     policy_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate_before, policy_params)])
     step_direction = conjugate_gradient(fisher_product, policy_grad, args.cg_iters)  # s ≈ (F + damping·I)⁻¹ g
     s_f_s = step_direction @ fisher_product(step_direction)
-    full_step = torch.sqrt(2 * args.max_kl / (s_f_s + 1e-12)) * step_direction  # β s, β = √(2δ / sᵀFs)
+    full_step = torch.sqrt(2 * max_kl / (s_f_s + 1e-12)) * step_direction  # β s, β = √(2δ / sᵀFs)
     step_fraction = line_search(
-        policy_params, full_step, surrogate, mean_kl, args.max_kl, args.backtrack_coeff, args.backtrack_iters
+        policy_params, full_step, surrogate, mean_kl, max_kl, args.backtrack_coeff, args.backtrack_iters
     )
     with torch.no_grad():
         kl_after, surrogate_after = mean_kl(), surrogate()
@@ -478,14 +481,15 @@ def train(args: Args) -> dict:
     global_step = 0
     num_iterations = 0 if checkpoint else args.total_timesteps // (args.num_envs * args.num_steps)
     next_obs = torch.as_tensor(envs.reset(seed=args.seed)[0], dtype=torch.float32, device=run.device)
-    for _iteration in range(num_iterations):
+    for iteration in range(num_iterations):
+        max_kl = (1.0 - iteration / num_iterations) * args.max_kl if args.anneal_kl else args.max_kl
         # collect: num_steps steps of every env with the current policy
         next_obs, global_step = collect_rollout(envs, agent, rollout, next_obs, run, global_step)
         # estimate: advantages by GAE(γ, λ), and the value targets
         advantages, returns = estimate_advantages(agent, rollout, next_obs, args.gamma, args.gae_lambda)
         batch = rollout.batch(advantages, returns)
         # update: the policy's step within the trust region, then the value function's regression on the returns
-        losses = trpo_update(agent, policy_params, batch, args, run, global_step)
+        losses = trpo_update(agent, policy_params, batch, max_kl, args, run, global_step)
         losses["value_loss"] = value_update(agent, critic_optimizer, batch, args, run, global_step)
 
         losses["explained_variance"] = explained_variance(batch["values"], batch["returns"])
