@@ -3,16 +3,17 @@
 Bellemare, Dabney & Munos (2017), "A Distributional Perspective on Reinforcement Learning", ICML. Instead of the mean
 return, the network predicts for every action a probability distribution over a fixed support of `n_atoms` returns
 z_i evenly spaced in [v_min, v_max]; Q(s, a) = Σ_i z_i p_i(s, a) is its mean and drives the ε-greedy policy. The
-target distribution is the distributional Bellman update r + γ z of the target network's distribution at
+target distribution is the distributional Bellman update Tz_j = r + γ z_j of the target network's distribution at
 (s', argmax_a' Q_target(s', a')), projected back onto the support (each shifted atom's mass split between its two
 nearest neighbours); the loss is the cross-entropy between the projected target and the predicted distribution.
 Everything else is dqn.py: replay buffer, target network, ε-greedy schedule, training rounds, and the defaults tuned
-on CartPole-v1 (with a lower learning rate, 1e-3: dqn.py's 2.3e-3 failed one seed of five). A time-limit
-truncation is not a termination: a truncated transition still bootstraps from the observation the episode was cut
-off in.
+on CartPole-v1, with a lower learning rate (1e-3). A time-limit truncation is not a termination: a truncated
+transition still bootstraps from the observation the episode was cut off in.
 
 Spaces: Box observations, Discrete actions (for Box actions use ppo_continuous.py).
 Run: python algos/c51.py --env-id CartPole-v1
+Benchmarks: benchmarks/results/quick/README.md (CartPole) and benchmarks/results/classic/README.md.
+What was tried and measured: benchmarks/NOTES.md#c51py
 """
 
 # Imports
@@ -103,38 +104,7 @@ class Args:
     """the largest return of the support"""
 
 
-# Environment, network, replay buffer and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    for name in ("num_envs", "eval_episodes", "buffer_size", "batch_size", "train_frequency", "gradient_steps"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.n_atoms < 2 or not args.v_min < args.v_max:
-        fail(f"the support needs --n-atoms ≥ 2 and --v-min < --v-max, got {args.n_atoms}, {args.v_min}, {args.v_max}")
-    if args.target_network_frequency <= 0:
-        fail(f"--target-network-frequency must be positive, got {args.target_network_frequency}")
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, gym.spaces.Discrete):
-        fail(f"c51.py needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
-    if not isinstance(obs_space, gym.spaces.Box):
-        fail(f"c51.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
-
-
+# The algorithm: environment, distributional Q-network, replay buffer, the projected target and the update
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
     def thunk():
         if capture_video and idx == 0:
@@ -204,7 +174,9 @@ class ReplayBuffer:
 
 
 def linear_schedule(start_e: float, end_e: float, duration: float, t: int) -> float:
-    """ε falls linearly from start_e to end_e over `duration` steps, then stays at end_e."""
+    """ε falls linearly from start_e to end_e over `duration` steps, then stays at end_e (from the start if 0)."""
+    if duration <= 0:
+        return end_e
     slope = (end_e - start_e) / duration
     return max(slope * t + start_e, end_e)
 
@@ -220,15 +192,20 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     return real
 
 
-def project_distribution(next_probs, rewards, terminations, gamma: float, atoms: torch.Tensor) -> torch.Tensor:
-    """The categorical projection Φ of the distributional Bellman target onto the support (Bellemare et al., Alg. 1).
-    Each atom z_j of the next state's distribution (probability p_j, rows of next_probs) moves to
-    Tz_j = r + γ (1 − terminated) z_j, clipped to [v_min, v_max]; its mass is split between the two nearest atoms
-    z_l ≤ Tz_j ≤ z_u in proportion to closeness (all of it to z_l when Tz_j is an atom). Returns (batch, atoms).
+def td_target(rewards, next_atoms, terminations, gamma: float):
+    """Tz_j = r + γ (1 − terminated) z_j: where the distributional Bellman update moves each atom, (batch, atoms).
     A truncated transition is not terminal and bootstraps."""
+    return rewards[:, None] + gamma * (1.0 - terminations[:, None]) * next_atoms
+
+
+def project_distribution(next_probs, target_atoms, atoms: torch.Tensor) -> torch.Tensor:
+    """The categorical projection Φ of the distributional Bellman target onto the support (Bellemare et al., Alg. 1).
+    The mass p_j of each atom (rows of next_probs) sits at Tz_j (rows of target_atoms), clipped to [v_min, v_max];
+    it is split between the two nearest atoms z_l ≤ Tz_j ≤ z_u in proportion to closeness (all of it to z_l when Tz_j
+    is an atom). Returns (batch, atoms)."""
     v_min, v_max, n_atoms = atoms[0], atoms[-1], len(atoms)
     delta_z = (v_max - v_min) / (n_atoms - 1)
-    tz = (rewards[:, None] + gamma * (1.0 - terminations[:, None]) * atoms[None, :]).clamp(v_min, v_max)
+    tz = target_atoms.clamp(v_min, v_max)
     b = ((tz - v_min) / delta_z).clamp(0, n_atoms - 1)  # fractional index of Tz_j on the support
     # (the clamp keeps a NaN reward's index in range, so that the NaN reaches the loss and stops the run)
     lower, upper = b.floor().long().clamp(0, n_atoms - 1), b.ceil().long().clamp(0, n_atoms - 1)
@@ -236,6 +213,37 @@ def project_distribution(next_probs, rewards, terminations, gamma: float, atoms:
     target.scatter_add_(1, lower, next_probs * (upper - b + (upper == lower)))  # m_l += p_j (u − b_j)
     target.scatter_add_(1, upper, next_probs * (b - lower))  # m_u += p_j (b_j − l)
     return target
+
+
+def td_loss(q_network, target_network, batch: tuple, gamma: float):
+    """The cross-entropy −Σ_i m_i log p_i(s, a) of a minibatch against m = Φ Tz under the target network's
+    distribution at (s', a*), a* = argmax_a' Q_target(s', a'); and Q(s, a)."""
+    obs, actions, rewards, next_obs, terminations = batch
+    rows = torch.arange(len(actions), device=actions.device)
+    with torch.no_grad():
+        next_probs = target_network.log_probs(next_obs).exp()  # (batch, actions, atoms)
+        next_actions = (next_probs * target_network.atoms).sum(dim=-1).argmax(dim=1)
+        target_atoms = td_target(rewards, target_network.atoms, terminations, gamma)
+        target = project_distribution(next_probs[rows, next_actions], target_atoms, target_network.atoms)
+    log_probs = q_network.log_probs(obs)[rows, actions]
+    return -(target * log_probs).sum(dim=-1).mean(), (log_probs.exp() * q_network.atoms).sum(dim=-1)
+
+
+def update_target(target_network, q_network, tau: float) -> None:
+    """θ⁻ ← τ θ + (1 − τ) θ⁻ (τ = 1: a hard copy)."""
+    with torch.no_grad():
+        for target_param, param in zip(target_network.parameters(), q_network.parameters(), strict=True):
+            target_param.lerp_(param, tau)
+
+
+def epsilon_greedy(q_network, obs: np.ndarray, epsilon: float, n_actions: int, rng, device) -> np.ndarray:
+    """argmax_a Q(s, a) per env, replaced by a uniformly random action with probability ε in each env."""
+    explore = rng.random(len(obs)) < epsilon
+    with torch.inference_mode():
+        actions = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(dim=1).cpu().numpy()
+    if explore.any():
+        actions[explore] = rng.integers(n_actions, size=int(explore.sum()))
+    return actions
 
 
 def steps_crossed(global_step: int, num_envs: int, interval: int) -> int:
@@ -265,6 +273,272 @@ def evaluate(q_network, env_id: str, episodes: int, seed: int, device, video_dir
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_envs", "buffer_size", "batch_size", "train_frequency", "gradient_steps")
+    check_positive(args, "target_network_frequency", "learning_rate")
+    check_unit_interval(args, "gamma", "tau", "start_e", "end_e", "exploration_fraction")
+    if args.n_atoms < 2 or not args.v_min < args.v_max:
+        fail(f"the support needs --n-atoms ≥ 2 and --v-min < --v-max, got {args.n_atoms}, {args.v_min}, {args.v_max}")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Discrete):
+        fail(f"needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    # same-step autoreset, so that no stored transition crosses a reset (see `true_next_obs`)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, run.video_dir) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    n_actions = int(envs.single_action_space.n)
+
+    atoms = torch.linspace(args.v_min, args.v_max, args.n_atoms, device=run.device)  # the support z_1 … z_N
+    q_network = QNetwork(obs_dim, n_actions, atoms).to(run.device)
+    if checkpoint:
+        q_network.load_state_dict(checkpoint["q_network"])
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
+    target_network = QNetwork(obs_dim, n_actions, atoms).to(run.device)
+    target_network.load_state_dict(q_network.state_dict())
+    rb = ReplayBuffer(args.buffer_size, obs_dim, run.device, args.seed)
+
+    global_step, updates = 0, 0
+    num_iterations = 0 if checkpoint else args.total_timesteps // args.num_envs
+    obs, _ = envs.reset(seed=args.seed)
+    for _ in range(num_iterations):
+        global_step += args.num_envs
+        # collect: one ε-greedy step in every env; store (s, a, r, s', terminated), s' the state the step led to
+        epsilon = linear_schedule(
+            args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step
+        )
+        actions = epsilon_greedy(q_network, obs, epsilon, n_actions, rng, run.device)
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        log_episodes(run, global_step, infos)
+        rb.add(obs, true_next_obs(next_obs, infos), actions, rewards, terminations)
+        obs = next_obs
+
+        # update: rounds of gradient steps on the cross-entropy to the projected target, then the target network
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (
+                1.0 - (global_step - args.num_envs) / args.total_timesteps
+            ) * args.learning_rate
+        if global_step > args.learning_starts:
+            for _ in range(steps_crossed(global_step, args.num_envs, args.train_frequency) * args.gradient_steps):
+                loss, q_taken = td_loss(q_network, target_network, rb.sample(args.batch_size), args.gamma)
+                check_finite(run, global_step, loss=loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                updates += 1
+                if updates % 100 == 0:
+                    run.writer.add_scalar("losses/loss", loss.item(), global_step)
+                    run.writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
+            if steps_crossed(global_step, args.num_envs, args.target_network_frequency):
+                update_target(target_network, q_network, args.tau)
+        log_progress(run, global_step, epsilon=epsilon)
+
+    envs.close()
+    eval_returns = evaluate(
+        q_network, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+    )
+    return finish_run(run, global_step, eval_returns, model={"q_network": q_network.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -285,168 +559,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup: same-step autoreset, so that no stored transition crosses a reset (see `true_next_obs`)
-    video_dir = os.path.join(run_dir, "videos")
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, i, args.capture_video, video_dir) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    n_actions = int(envs.single_action_space.n)
-
-    atoms = torch.linspace(args.v_min, args.v_max, args.n_atoms, device=device)  # the support z_1 … z_N
-    q_network = QNetwork(obs_dim, n_actions, atoms).to(device)
-    if args.checkpoint:
-        q_network.load_state_dict(torch.load(args.checkpoint, map_location=device)["q_network"])
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
-    target_network = QNetwork(obs_dim, n_actions, atoms).to(device)
-    target_network.load_state_dict(q_network.state_dict())
-    rb = ReplayBuffer(args.buffer_size, obs_dim, device, args.seed)
-
-    episode_returns = np.zeros(args.num_envs)
-    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
-    recent_returns = collections.deque(maxlen=10)
-    global_step, updates = 0, 0
-    num_iterations = 0 if args.checkpoint else args.total_timesteps // args.num_envs
-    start_time = last_print = time.time()
-    obs, _ = envs.reset(seed=args.seed)
-    for _ in range(num_iterations):
-        global_step += args.num_envs
-        # ALGO LOGIC: ε-greedy action, each env exploring independently
-        epsilon = linear_schedule(
-            args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step
-        )
-        explore = rng.random(args.num_envs) < epsilon
-        if explore.all():
-            actions = rng.integers(n_actions, size=args.num_envs)
-        else:
-            with torch.inference_mode():
-                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))
-            actions = q_values.argmax(dim=1).cpu().numpy()
-            if explore.any():
-                actions[explore] = rng.integers(n_actions, size=int(explore.sum()))
-
-        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-
-        # log every finished episode
-        episode_returns += rewards
-        episode_lengths += 1
-        for i in np.flatnonzero(terminations | truncations):
-            writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-            writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
-            recent_returns.append(float(episode_returns[i]))
-            episode_returns[i], episode_lengths[i] = 0.0, 0
-
-        # store (s, a, r, s', terminated) with s' the observation the step really led to
-        rb.add(obs, true_next_obs(next_obs, infos), actions, rewards, terminations)
-        obs = next_obs
-
-        # ALGO LOGIC: training
-        if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = (
-                1.0 - (global_step - args.num_envs) / args.total_timesteps
-            ) * args.learning_rate
-        if global_step > args.learning_starts:
-            for _ in range(steps_crossed(global_step, args.num_envs, args.train_frequency) * args.gradient_steps):
-                b_obs, b_actions, b_rewards, b_next_obs, b_terminations = rb.sample(args.batch_size)
-                with torch.no_grad():
-                    next_probs = target_network.log_probs(b_next_obs).exp()  # (batch, actions, atoms)
-                    next_actions = (next_probs * atoms).sum(dim=-1).argmax(dim=1)  # argmax_a' Q_target(s', a')
-                    next_probs = next_probs[torch.arange(len(next_actions), device=device), next_actions]
-                    # ALGO LOGIC: m = Φ (r + γ z) under p(s', a*), the projected target distribution
-                    target = project_distribution(next_probs, b_rewards, b_terminations, args.gamma, atoms)
-                log_probs = q_network.log_probs(b_obs)[torch.arange(len(b_actions), device=device), b_actions]
-                loss = -(target * log_probs).sum(dim=-1).mean()  # cross-entropy −Σ_i m_i log p_i(s, a)
-                if not torch.isfinite(loss):
-                    writer.close()
-                    envs.close()
-                    fail(f"loss became {loss.item()} at global step {global_step}; stopping", status=1)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                updates += 1
-                if updates % 100 == 0:
-                    writer.add_scalar("losses/loss", loss.item(), global_step)
-                    writer.add_scalar(
-                        "losses/q_values", (log_probs.exp() * atoms).sum(dim=-1).mean().item(), global_step
-                    )
-
-            # θ⁻ ← τ θ + (1 − τ) θ⁻ every `target_network_frequency` steps
-            if steps_crossed(global_step, args.num_envs, args.target_network_frequency):
-                with torch.no_grad():
-                    for target_param, param in zip(target_network.parameters(), q_network.parameters(), strict=True):
-                        target_param.lerp_(param, args.tau)
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(global_step / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(recent_returns) if recent_returns else float("nan")
-            print(f"step={global_step} sps={sps} epsilon={epsilon:.3f} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    envs.close()
-    if args.save_model:
-        torch.save({"q_network": q_network.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "c51",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

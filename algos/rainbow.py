@@ -8,9 +8,12 @@ Hessel et al. (2018), "Rainbow: Combining Improvements in Deep Reinforcement Lea
   where the episode ended first; 1 turns it off;
 - double Q-learning (`--double`, van Hasselt et al. 2016): the online network picks a* = argmax_a Q(s_{t+n}, a), the
   target network evaluates it. Off: the target network does both;
-- prioritized replay (`--prioritized`, Schaul et al. 2016): transitions are sampled with probability P(i) ∝ p_i^α,
-  p_i the last loss of transition i (new ones get the largest priority seen), from a sum tree; the bias this causes
-  is corrected by importance-sampling weights (N P(i))^(−β) / max_j w_j with β annealed from `priority_beta` to 1;
+- prioritized replay (`--prioritized`, Schaul et al. 2016): transitions are sampled with probability P(i) ∝ p_i^α from
+  a sum tree, p_i the magnitude |δ_i| of transition i's last TD error (distributional: KL(m ‖ p) between its last
+  projected target m and its predicted distribution p, as in the Rainbow paper; the cross-entropy would add the
+  target's entropy H(m) and so favour transitions whose targets are spread out); new ones get the largest priority
+  seen. The bias this causes is corrected by importance-sampling weights (N P(i))^(−β) / max_j w_j with β annealed
+  from `priority_beta` to 1;
 - dueling heads (`--dueling`, Wang et al. 2016): Q(s, a) = V(s) + A(s, a) − mean_a A(s, a), per atom before the
   softmax when distributional;
 - noisy networks (`--noisy`, Fortunato et al. 2018): the head's linear layers are y = (μ_w + σ_w ⊙ ε_w) x + μ_b + σ_b
@@ -20,12 +23,11 @@ Everything else is dqn.py: target network, training rounds, learning rate anneal
 CartPole-v1. A time-limit truncation is not a termination: an n-step transition cut by a time limit still
 bootstraps from the observation the episode was cut off in.
 
-With every component on, 4 of 5 seeds reach the CartPole bar of 300 in 80k steps and 2 of them 500
-(tests/test_rainbow.py lists them); on the failing seed, turning off either the noisy networks or the 3-step
-returns reached 500.
-
 Spaces: Box observations, Discrete actions (for Box actions use ppo_continuous.py).
 Run: python algos/rainbow.py --env-id CartPole-v1
+Benchmarks: benchmarks/results/quick/README.md (CartPole), benchmarks/results/classic/README.md, and the ablation of
+each component in benchmarks/results/rainbow_ablation/README.md.
+What was tried and measured: benchmarks/NOTES.md#rainbowpy
 """
 
 # Imports
@@ -135,44 +137,7 @@ class Args:
     """σ_0 of the factorized noisy layers: σ starts at σ_0 / √(inputs)"""
 
 
-# Environment, network, replay buffer and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    for name in ("num_envs", "eval_episodes", "buffer_size", "batch_size", "train_frequency", "gradient_steps"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.n_atoms < 2 or not args.v_min < args.v_max:
-        fail(f"the support needs --n-atoms ≥ 2 and --v-min < --v-max, got {args.n_atoms}, {args.v_min}, {args.v_max}")
-    if args.target_network_frequency <= 0:
-        fail(f"--target-network-frequency must be positive, got {args.target_network_frequency}")
-    if args.n_step <= 0:
-        fail(f"--n-step must be positive, got {args.n_step}")
-    if args.priority_alpha < 0 or not 0 <= args.priority_beta <= 1:
-        fail(
-            f"need --priority-alpha ≥ 0 and --priority-beta in [0, 1], got {args.priority_alpha}, {args.priority_beta}"
-        )
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, gym.spaces.Discrete):
-        fail(f"rainbow.py needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
-    if not isinstance(obs_space, gym.spaces.Box):
-        fail(f"rainbow.py needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
-
-
+# The algorithm: environment, noisy dueling distributional network, prioritized n-step replay, the update
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
     def thunk():
         if capture_video and idx == 0:
@@ -302,7 +267,8 @@ class SumTree:
 class ReplayBuffer:
     """A FIFO of n-step transitions (s, a, R, s', discount) in preallocated arrays; at capacity the oldest rows are
     overwritten. Sampled uniformly, or, with `alpha` given, in proportion to priority^α from a sum tree, with
-    importance-sampling weights. Rows live in numpy; only a sampled minibatch becomes tensors."""
+    importance-sampling weights. Rows live in numpy; only a sampled minibatch becomes tensors. (Not dqn.py's buffer:
+    it stores the n-step return and discount for r and terminated, and keeps the priorities and their sum tree.)"""
 
     def __init__(self, capacity: int, obs_dim: int, device: torch.device, seed: int, alpha: float | None = None):
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
@@ -343,8 +309,9 @@ class ReplayBuffer:
         batch = tuple(torch.from_numpy(a[idx]).to(self.device) for a in arrays)
         return batch + (torch.from_numpy(weights).to(self.device), idx)
 
-    def update_priorities(self, idx: np.ndarray, losses: np.ndarray) -> None:
-        priorities = np.abs(losses) + 1e-6  # p_i > 0: every transition keeps a chance of replay
+    def update_priorities(self, idx: np.ndarray, priorities: np.ndarray) -> None:
+        """Set p_i of the rows `idx` (|δ_i|, or the cross-entropy) and so their sampling weight p_i^α."""
+        priorities = np.abs(priorities) + 1e-6  # p_i > 0: every transition keeps a chance of replay
         self.max_priority = max(self.max_priority, float(priorities.max()))
         self.tree.update(idx, priorities**self.alpha)
 
@@ -380,9 +347,12 @@ class NStepCollector:
         return obs, action, n_step_return, last_next_obs, discount
 
 
-def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
-    """A value that moves linearly from start to end over `duration` steps, then stays at end."""
-    return end + (start - end) * max(0.0, 1.0 - t / duration)
+def linear_schedule(start_e: float, end_e: float, duration: float, t: int) -> float:
+    """ε falls linearly from start_e to end_e over `duration` steps, then stays at end_e (from the start if 0)."""
+    if duration <= 0:
+        return end_e
+    slope = (end_e - start_e) / duration
+    return max(slope * t + start_e, end_e)
 
 
 def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
@@ -396,15 +366,21 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     return real
 
 
-def project_distribution(next_probs, returns, discounts, atoms: torch.Tensor) -> torch.Tensor:
-    """The categorical projection Φ of the n-step distributional Bellman target onto the support (Bellemare et al.,
-    Alg. 1). Each atom z_j of the next state's distribution (probability p_j, rows of next_probs) moves to
-    Tz_j = R + discount · z_j (discount = γ^m, 0 when terminal), clipped to [v_min, v_max]; its mass is split between
-    the two nearest atoms z_l ≤ Tz_j ≤ z_u in proportion to closeness (all of it to z_l when Tz_j is an atom).
-    Returns (batch, atoms)."""
+def td_target(returns, next_values, discounts):
+    """y = R + discount · v', discount = γ^m, or 0 where the episode terminated (a truncated transition bootstraps):
+    the n-step target of v' = Q_target(s', a*), or, distributional, of each atom z_j (Tz_j, with R and the discount
+    given as columns)."""
+    return returns + discounts * next_values
+
+
+def project_distribution(next_probs, target_atoms, atoms: torch.Tensor) -> torch.Tensor:
+    """The categorical projection Φ of the distributional Bellman target onto the support (Bellemare et al., Alg. 1).
+    The mass p_j of each atom (rows of next_probs) sits at Tz_j (rows of target_atoms), clipped to [v_min, v_max];
+    it is split between the two nearest atoms z_l ≤ Tz_j ≤ z_u in proportion to closeness (all of it to z_l when Tz_j
+    is an atom). Returns (batch, atoms)."""
     v_min, v_max, n_atoms = atoms[0], atoms[-1], len(atoms)
     delta_z = (v_max - v_min) / (n_atoms - 1)
-    tz = (returns[:, None] + discounts[:, None] * atoms[None, :]).clamp(v_min, v_max)
+    tz = target_atoms.clamp(v_min, v_max)
     b = ((tz - v_min) / delta_z).clamp(0, n_atoms - 1)  # fractional index of Tz_j on the support
     # (the clamp keeps a NaN reward's index in range, so that the NaN reaches the loss and stops the run)
     lower, upper = b.floor().long().clamp(0, n_atoms - 1), b.ceil().long().clamp(0, n_atoms - 1)
@@ -412,6 +388,50 @@ def project_distribution(next_probs, returns, discounts, atoms: torch.Tensor) ->
     target.scatter_add_(1, lower, next_probs * (upper - b + (upper == lower)))  # m_l += p_j (u − b_j)
     target.scatter_add_(1, upper, next_probs * (b - lower))  # m_u += p_j (b_j − l)
     return target
+
+
+def td_loss(q_network, target_network, batch: tuple, double: bool):
+    """The importance-weighted loss of a minibatch (weights 1 without priorities), each transition's new priority and
+    Q(s, a). Distributional: the cross-entropy −Σ_i m_i log p_i(s, a) against m = Φ(R + γ^m z) under the target
+    network's distribution at (s', a*), with priority KL(m ‖ p(s, a)) (the Rainbow paper's); else the squared TD error
+    δ² against y = R + γ^m Q_target(s', a*), with priority |δ| (Schaul et al.: P(i) ∝ |δ_i|^α, not δ_i^2α). a* is the
+    argmax of the online network (double) or of the target network."""
+    obs, actions, returns, next_obs, discounts, weights = batch
+    rows, atoms = torch.arange(len(actions), device=actions.device), q_network.atoms
+    with torch.no_grad():
+        next_actions = (q_network if double else target_network)(next_obs).argmax(dim=1)
+        if q_network.distributional:
+            next_probs = target_network.log_probs(next_obs).exp()[rows, next_actions]
+            target = project_distribution(next_probs, td_target(returns[:, None], atoms, discounts[:, None]), atoms)
+        else:
+            target = td_target(returns, target_network(next_obs)[rows, next_actions], discounts)
+    if q_network.distributional:
+        log_probs = q_network.log_probs(obs)[rows, actions]
+        sample_losses = -(target * log_probs).sum(dim=-1)
+        priorities = sample_losses + torch.xlogy(target, target).sum(dim=-1)  # KL(m ‖ p) = cross-entropy − H(m)
+        q_taken = (log_probs.exp() * atoms).sum(dim=-1)
+    else:
+        q_taken = q_network(obs)[rows, actions]
+        sample_losses = (q_taken - target) ** 2
+        priorities = (q_taken - target).abs()
+    return (weights * sample_losses).mean(), priorities.detach(), q_taken
+
+
+def update_target(target_network, q_network, tau: float) -> None:
+    """θ⁻ ← τ θ + (1 − τ) θ⁻ (τ = 1: a hard copy)."""
+    with torch.no_grad():
+        for target_param, param in zip(target_network.parameters(), q_network.parameters(), strict=True):
+            target_param.lerp_(param, tau)
+
+
+def epsilon_greedy(q_network, obs: np.ndarray, epsilon: float, n_actions: int, rng, device) -> np.ndarray:
+    """argmax_a Q(s, a) per env, replaced by a uniformly random action with probability ε in each env."""
+    explore = rng.random(len(obs)) < epsilon
+    with torch.inference_mode():
+        actions = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)).argmax(dim=1).cpu().numpy()
+    if explore.any():
+        actions[explore] = rng.integers(n_actions, size=int(explore.sum()))
+    return actions
 
 
 def steps_crossed(global_step: int, num_envs: int, interval: int) -> int:
@@ -441,6 +461,289 @@ def evaluate(q_network, env_id: str, episodes: int, seed: int, device, video_dir
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_envs", "buffer_size", "batch_size", "train_frequency", "gradient_steps")
+    check_positive(args, "target_network_frequency", "learning_rate", "n_step")
+    check_unit_interval(args, "gamma", "tau", "start_e", "end_e", "exploration_fraction", "priority_beta")
+    if args.n_atoms < 2 or not args.v_min < args.v_max:
+        fail(f"the support needs --n-atoms ≥ 2 and --v-min < --v-max, got {args.n_atoms}, {args.v_min}, {args.v_max}")
+    if args.priority_alpha < 0:
+        fail(f"--priority-alpha must be ≥ 0, got {args.priority_alpha}")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Discrete):
+        fail(f"needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    # same-step autoreset, so that no stored transition crosses a reset (see `true_next_obs`)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, run.video_dir) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    n_actions = int(envs.single_action_space.n)
+
+    atoms = torch.linspace(args.v_min, args.v_max, args.n_atoms, device=run.device)  # the support z_1 … z_N
+    q_network = QNetwork(obs_dim, n_actions, atoms, args).to(run.device)
+    if checkpoint:
+        q_network.load_state_dict(checkpoint["q_network"])
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
+    target_network = QNetwork(obs_dim, n_actions, atoms, args).to(run.device)
+    target_network.load_state_dict(q_network.state_dict())
+    alpha = args.priority_alpha if args.prioritized else None
+    rb = ReplayBuffer(args.buffer_size, obs_dim, run.device, args.seed, alpha)
+    n_step = NStepCollector(args.n_step, args.gamma, args.num_envs)
+
+    global_step, updates = 0, 0
+    num_iterations = 0 if checkpoint else args.total_timesteps // args.num_envs
+    obs, _ = envs.reset(seed=args.seed)
+    for _ in range(num_iterations):
+        global_step += args.num_envs
+        # collect: one step in every env, greedy under fresh noise (--noisy) or ε-greedy; store the n-step transitions
+        # it completed, s' the state the last of their steps led to
+        epsilon = 0.0
+        if not args.noisy:
+            epsilon = linear_schedule(
+                args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step
+            )
+        q_network.reset_noise()  # (without --noisy there is no noise to redraw)
+        actions = epsilon_greedy(q_network, obs, epsilon, n_actions, rng, run.device)
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        log_episodes(run, global_step, infos)
+        for transition in n_step.push(obs, actions, rewards, true_next_obs(next_obs, infos), terminations, truncations):
+            rb.add(*transition)
+        obs = next_obs
+
+        # update: rounds of gradient steps on the (importance-weighted) loss, new priorities, then the target network
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (
+                1.0 - (global_step - args.num_envs) / args.total_timesteps
+            ) * args.learning_rate
+        if global_step > args.learning_starts:
+            for _ in range(steps_crossed(global_step, args.num_envs, args.train_frequency) * args.gradient_steps):
+                beta = 1.0 + (args.priority_beta - 1.0) * max(0.0, 1.0 - global_step / args.total_timesteps)  # β → 1
+                *batch, idx = rb.sample(args.batch_size, beta)
+                q_network.reset_noise()
+                target_network.reset_noise()
+                loss, priorities, q_taken = td_loss(q_network, target_network, batch, args.double)
+                check_finite(run, global_step, loss=loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if args.prioritized:
+                    rb.update_priorities(idx, priorities.cpu().numpy())
+                updates += 1
+                if updates % 100 == 0:
+                    run.writer.add_scalar("losses/loss", loss.item(), global_step)
+                    run.writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
+                    run.writer.add_scalar("charts/beta", beta, global_step)
+            if steps_crossed(global_step, args.num_envs, args.target_network_frequency):
+                update_target(target_network, q_network, args.tau)
+        log_progress(run, global_step, **({} if args.noisy else {"epsilon": epsilon}))
+
+    envs.close()
+    q_network.eval()  # noisy layers switch their noise off: the greedy policy of the means μ
+    eval_returns = evaluate(
+        q_network, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+    )
+    return finish_run(run, global_step, eval_returns, model={"q_network": q_network.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -461,195 +764,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup: same-step autoreset, so that no stored transition crosses a reset (see `true_next_obs`)
-    video_dir = os.path.join(run_dir, "videos")
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, i, args.capture_video, video_dir) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    n_actions = int(envs.single_action_space.n)
-
-    atoms = torch.linspace(args.v_min, args.v_max, args.n_atoms, device=device)  # the support z_1 … z_N
-    q_network = QNetwork(obs_dim, n_actions, atoms, args).to(device)
-    if args.checkpoint:
-        q_network.load_state_dict(torch.load(args.checkpoint, map_location=device)["q_network"])
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
-    target_network = QNetwork(obs_dim, n_actions, atoms, args).to(device)
-    target_network.load_state_dict(q_network.state_dict())
-    rb = ReplayBuffer(args.buffer_size, obs_dim, device, args.seed, args.priority_alpha if args.prioritized else None)
-    n_step_collector = NStepCollector(args.n_step, args.gamma, args.num_envs)
-
-    episode_returns = np.zeros(args.num_envs)
-    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
-    recent_returns = collections.deque(maxlen=10)
-    global_step, updates = 0, 0
-    num_iterations = 0 if args.checkpoint else args.total_timesteps // args.num_envs
-    start_time = last_print = time.time()
-    obs, _ = envs.reset(seed=args.seed)
-    for _ in range(num_iterations):
-        global_step += args.num_envs
-        # ALGO LOGIC: greedy actions of a freshly perturbed noisy network, or ε-greedy ones, each env on its own
-        epsilon = 0.0
-        if not args.noisy:
-            epsilon = linear_schedule(
-                args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step
-            )
-        explore = rng.random(args.num_envs) < epsilon
-        if explore.all():
-            actions = rng.integers(n_actions, size=args.num_envs)
-        else:
-            q_network.reset_noise()
-            with torch.inference_mode():
-                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))
-            actions = q_values.argmax(dim=1).cpu().numpy()
-            if explore.any():
-                actions[explore] = rng.integers(n_actions, size=int(explore.sum()))
-
-        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-
-        # log every finished episode
-        episode_returns += rewards
-        episode_lengths += 1
-        for i in np.flatnonzero(terminations | truncations):
-            writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-            writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
-            recent_returns.append(float(episode_returns[i]))
-            episode_returns[i], episode_lengths[i] = 0.0, 0
-
-        # store the n-step transitions this step completed, s' the observation the last step really led to
-        real_next_obs = true_next_obs(next_obs, infos)
-        for transition in n_step_collector.push(obs, actions, rewards, real_next_obs, terminations, truncations):
-            rb.add(*transition)
-        obs = next_obs
-
-        # ALGO LOGIC: training
-        if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = (
-                1.0 - (global_step - args.num_envs) / args.total_timesteps
-            ) * args.learning_rate
-        if global_step > args.learning_starts:
-            for _ in range(steps_crossed(global_step, args.num_envs, args.train_frequency) * args.gradient_steps):
-                beta = linear_schedule(args.priority_beta, 1.0, args.total_timesteps, global_step)  # β → 1
-                b_obs, b_actions, b_returns, b_next_obs, b_discounts, b_weights, b_idx = rb.sample(
-                    args.batch_size, beta
-                )
-                batch_range = torch.arange(args.batch_size, device=device)
-                q_network.reset_noise()
-                target_network.reset_noise()
-                with torch.no_grad():
-                    # a* = argmax_a Q(s', a) by the online network (double) or the target network
-                    selector = q_network if args.double else target_network
-                    next_actions = selector(b_next_obs).argmax(dim=1)
-                    if args.distributional:
-                        next_probs = target_network.log_probs(b_next_obs).exp()[batch_range, next_actions]
-                        # ALGO LOGIC: m = Φ (R + γ^n z) under p(s', a*), the projected n-step target distribution
-                        target = project_distribution(next_probs, b_returns, b_discounts, atoms)
-                    else:
-                        # ALGO LOGIC: y = R + γ^n Q_target(s', a*), the n-step TD target
-                        target = b_returns + b_discounts * target_network(b_next_obs)[batch_range, next_actions]
-                if args.distributional:
-                    log_probs = q_network.log_probs(b_obs)[batch_range, b_actions]
-                    sample_losses = -(target * log_probs).sum(dim=-1)  # cross-entropy −Σ_i m_i log p_i(s, a)
-                else:
-                    q_taken = q_network(b_obs)[batch_range, b_actions]  # Q(s, a)
-                    sample_losses = (q_taken - target) ** 2  # the squared TD error
-                loss = (b_weights * sample_losses).mean()  # importance-weighted (weights 1 without priorities)
-                if not torch.isfinite(loss):
-                    writer.close()
-                    envs.close()
-                    fail(f"loss became {loss.item()} at global step {global_step}; stopping", status=1)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if args.prioritized:  # p_i ← the transition's new loss
-                    rb.update_priorities(b_idx, sample_losses.detach().cpu().numpy())
-                updates += 1
-                if updates % 100 == 0:
-                    writer.add_scalar("losses/loss", loss.item(), global_step)
-                    with torch.no_grad():
-                        mean_max_q = q_network(b_obs).max(dim=1).values.mean().item()
-                    writer.add_scalar("losses/q_values", mean_max_q, global_step)
-                    writer.add_scalar("charts/beta", beta, global_step)
-
-            # θ⁻ ← τ θ + (1 − τ) θ⁻ every `target_network_frequency` steps
-            if steps_crossed(global_step, args.num_envs, args.target_network_frequency):
-                with torch.no_grad():
-                    for target_param, param in zip(target_network.parameters(), q_network.parameters(), strict=True):
-                        target_param.lerp_(param, args.tau)
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(global_step / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(recent_returns) if recent_returns else float("nan")
-            exploration = "noisy" if args.noisy else f"epsilon={epsilon:.3f}"
-            print(f"step={global_step} sps={sps} {exploration} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    envs.close()
-    if args.save_model:
-        torch.save({"q_network": q_network.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    q_network.eval()  # noisy layers switch their noise off: the greedy policy of the means μ
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(q_network, args.env_id, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "rainbow",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

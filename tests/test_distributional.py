@@ -11,9 +11,8 @@ ATOMS = torch.tensor([0.0, 1.0, 2.0])  # v_min 0, v_max 2, Δz 1
 
 
 def project(next_probs, rewards, terminations, gamma=1.0, atoms=ATOMS):
-    return c51.project_distribution(
-        torch.tensor(next_probs), torch.tensor(rewards), torch.tensor(terminations), gamma, atoms
-    )
+    target_atoms = c51.td_target(torch.tensor(rewards), atoms, torch.tensor(terminations), gamma)
+    return c51.project_distribution(torch.tensor(next_probs), target_atoms, atoms)
 
 
 def test_c51_projection_hand_worked():
@@ -36,7 +35,7 @@ def test_c51_projection_conserves_mass_and_the_mean_inside_the_support():
     next_probs = torch.softmax(torch.randn(64, 51, generator=generator), dim=1)
     rewards = torch.rand(64, generator=generator) * 2 - 1
     terminations = (torch.rand(64, generator=generator) < 0.3).float()
-    target = c51.project_distribution(next_probs, rewards, terminations, 0.5, atoms)
+    target = c51.project_distribution(next_probs, c51.td_target(rewards, atoms, terminations, 0.5), atoms)
     assert (target >= 0).all()
     np.testing.assert_allclose(target.sum(dim=1), np.ones(64), atol=1e-5)
     # with γ = 0.5 and |r| ≤ 1 no shifted atom leaves [−10, 10], so the linear split keeps each mean exactly
@@ -79,16 +78,53 @@ def test_qr_dqn_target_bootstraps_truncated_but_not_terminated_transitions():
     np.testing.assert_allclose(target, [[1.5, 2.5], [1.0, 1.0]])
 
 
+def _last_layer_outputs(network, bias):
+    """Make the network's output layer ignore its input and output `bias` (the logits or quantiles, action-major)."""
+    with torch.no_grad():
+        network.fc3.weight.zero_()
+        network.fc3.bias.copy_(torch.tensor(bias))
+    return network
+
+
 def test_networks_q_values_are_the_means_of_their_distributions():
     obs = torch.randn(5, 4)
     with torch.no_grad():
-        network = c51.QNetwork(4, 2, torch.linspace(-10, 10, 11))
-        probs = network.log_probs(obs).exp()
-        np.testing.assert_allclose(network(obs), (probs * network.atoms).sum(-1), atol=1e-5)
-        np.testing.assert_allclose(probs.sum(-1), np.ones((5, 2)), atol=1e-6)
-        network = qr_dqn.QNetwork(4, 2, 7)
-        assert network.quantiles(obs).shape == (5, 2, 7)
-        np.testing.assert_allclose(network(obs), network.quantiles(obs).mean(-1), atol=1e-6)
+        # logits (0, 0, ln 2) on the support (0, 1, 2): p = (¼, ¼, ½), mean ¼ + 2·½ = 1.25;
+        # logits (ln 3, 0, 0): p = (3/5, 1/5, 1/5), mean 1/5 + 2/5 = 0.6
+        network = _last_layer_outputs(c51.QNetwork(4, 2, ATOMS), [0.0, 0.0, np.log(2), np.log(3), 0.0, 0.0])
+        np.testing.assert_allclose(network.log_probs(obs).exp()[0], [[0.25, 0.25, 0.5], [0.6, 0.2, 0.2]], atol=1e-6)
+        np.testing.assert_allclose(network(obs), np.tile([1.25, 0.6], (5, 1)), atol=1e-6)
+        # quantiles (1, 2, 6) and (−1, 0, 4): Q = 3 and 1
+        network = _last_layer_outputs(qr_dqn.QNetwork(4, 2, 3), [1.0, 2.0, 6.0, -1.0, 0.0, 4.0])
+        np.testing.assert_array_equal(network.quantiles(obs)[0], [[1.0, 2.0, 6.0], [-1.0, 0.0, 4.0]])
+        np.testing.assert_allclose(network(obs), np.tile([3.0, 1.0], (5, 1)), atol=1e-6)
+
+
+def test_c51_and_qr_dqn_losses_against_hand_worked_values():
+    # one transition (s, a = 1, r = 0.5, terminal); c51's target puts all mass at r = 0.5, half on atom 0 and half on
+    # atom 1, against p(s, 1) = (3/5, 1/5, 1/5): cross-entropy −(½ ln 3/5 + ½ ln 1/5) = 1.0601
+    network = _last_layer_outputs(c51.QNetwork(1, 2, ATOMS), [0.0, 0.0, np.log(2), np.log(3), 0.0, 0.0])
+    batch = (torch.zeros(1, 1), torch.tensor([1]), torch.tensor([0.5]), torch.zeros(1, 1), torch.tensor([1.0]))
+    loss, q_taken = c51.td_loss(network, network, batch, gamma=0.9)
+    assert loss.item() == pytest.approx(-(np.log(0.6) + np.log(0.2)) / 2, rel=1e-5)
+    assert q_taken.item() == pytest.approx(0.6, rel=1e-5)
+    # QR-DQN, N = 2 at τ̂ = ¼, ¾, κ = 1: quantiles θ(s, 1) = (−1, 0) against the target (0.5, 0.5) (terminal).
+    # u = 1.5 (i = 1): ¼ · (1.5 − ½) = 0.25; u = 0.5 (i = 2): ¾ · ½ · 0.5² = 0.09375; Σ_i mean_j = 0.34375
+    network = _last_layer_outputs(qr_dqn.QNetwork(1, 2, 2), [5.0, 6.0, -1.0, 0.0])
+    loss, q_taken = qr_dqn.td_loss(network, network, batch, gamma=0.9, kappa=1.0)
+    assert loss.item() == pytest.approx(0.34375, rel=1e-6) and q_taken.item() == pytest.approx(-0.5)
+    # not terminal, γ = 0.5: a* = argmax_a Q(s', a) = 0 (Q = 5.5), target 0.5 + 0.5 · (5, 6) = (3, 3.5); u_ij ≥ 1 all:
+    # i = 1: ¼ mean(4 − ½, 4.5 − ½) = 0.9375; i = 2: ¾ mean(3 − ½, 3.5 − ½) = 2.0625; total 3.0
+    batch = batch[:4] + (torch.tensor([0.0]),)
+    loss, _ = qr_dqn.td_loss(network, network, batch, gamma=0.5, kappa=1.0)
+    assert loss.item() == pytest.approx(3.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("module", [c51, qr_dqn], ids=["c51", "qr_dqn"])
+def test_exploration_fraction_zero_explores_at_end_e_from_the_start(module):
+    # --exploration-fraction 0 used to divide by a zero duration (ZeroDivisionError)
+    assert module.linear_schedule(1.0, 0.05, 0.0, 0) == 0.05
+    assert module.linear_schedule(1.0, 0.05, 0.0, 1_000) == 0.05
 
 
 @pytest.mark.learning
