@@ -2,11 +2,11 @@
 
 Lillicrap et al. (2016), "Continuous control with deep reinforcement learning", ICLR.
 An actor-critic for continuous actions: a Q-network is regressed onto the target y = r + γ Q'(s', μ'(s')) from a
-replay buffer, and the deterministic actor μ(s) follows the critic's action gradient (Silver et al. 2014); the
-target networks μ', Q' trail the learned ones by Polyak averaging. Exploration adds Gaussian noise to the
-deterministic action (the paper's Ornstein-Uhlenbeck noise brings no benefit on these tasks); the first
-`learning_starts` steps act uniformly at random. A time-limit truncation is not a termination: the critic target
-bootstraps from the observation the episode was cut off in.
+replay buffer, and the deterministic actor μ(s) follows the critic's action gradient (Silver et al. 2014),
+∇_φ J = E[∇_a Q(s, a)|_{a=μ(s)} ∇_φ μ(s)]; the target networks μ', Q' trail the learned ones by Polyak averaging,
+θ' ← τ θ + (1 − τ) θ'. Exploration adds Gaussian noise to the deterministic action (the paper's Ornstein-Uhlenbeck
+noise brings no benefit on these tasks); the first `learning_starts` steps act uniformly at random. A time-limit
+truncation is not a termination: the critic target bootstraps from the observation the episode was cut off in.
 
 Spaces: Box observations, Box actions with finite bounds (the actor's tanh output is rescaled to them); for Discrete
 actions use dqn.py or ppo.py.
@@ -14,6 +14,7 @@ Run: python algos/ddpg.py --env-id Pendulum-v1
 The defaults are tuned for Pendulum-v1 (as in the RL Baselines3 Zoo). For MuJoCo use CleanRL's settings:
 python algos/ddpg.py --env-id HalfCheetah-v5 --total-timesteps 1000000 --learning-rate 3e-4 --gamma 0.99
 --buffer-size 1000000 --learning-starts 25000 --policy-frequency 2
+Benchmarks: benchmarks/results/quick (Pendulum-v1), benchmarks/MUJOCO.md (HalfCheetah-v5).
 """
 
 # Imports
@@ -29,8 +30,9 @@ from typing import NoReturn
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 import tyro
-from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -87,36 +89,7 @@ class Args:
     """critic updates per actor and target update"""
 
 
-# Environment, networks, replay buffer and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_timesteps <= 0:
-        fail(f"--total-timesteps must be positive, got {args.total_timesteps}")
-    for name in ("num_envs", "eval_episodes", "buffer_size", "batch_size", "policy_frequency"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, gym.spaces.Box):
-        fail(f"ddpg.py needs a Box action space, but {args.env_id} has {act_space}; use dqn.py or ppo.py")
-    if not (np.isfinite(act_space.low).all() and np.isfinite(act_space.high).all()):
-        fail(f"ddpg.py needs finite action bounds, but {args.env_id} has {act_space}")
-    if not isinstance(obs_space, gym.spaces.Box):
-        fail(f"ddpg.py needs Box observations, but {args.env_id} has {obs_space}")
-
-
+# The algorithm: environment, actor and critic, replay buffer, the critic's target, the losses and the target update
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
     def thunk():
         if capture_video and idx == 0:
@@ -129,39 +102,6 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
         return env
 
     return thunk
-
-
-class EnsembleLinear(nn.Module):
-    """`n` independent linear layers applied in one batched matrix product: (n, B, in) → (n, B, out).
-    Initialized as nn.Linear is: weights and biases uniform in ±1/√in."""
-
-    def __init__(self, n: int, in_features: int, out_features: int):
-        super().__init__()
-        bound = in_features**-0.5
-        self.weight = nn.Parameter(torch.empty(n, in_features, out_features).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-class Critics(nn.Module):
-    """`n` Q-networks Q_i(s, a), evaluated together: returns a tensor of shape (n, batch)."""
-
-    def __init__(self, obs_dim: int, act_dim: int, n: int = 2):
-        super().__init__()
-        self.n = n
-        self.net = nn.Sequential(
-            EnsembleLinear(n, obs_dim + act_dim, 256),
-            nn.ReLU(),
-            EnsembleLinear(n, 256, 256),
-            nn.ReLU(),
-            EnsembleLinear(n, 256, 1),
-        )
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, actions], dim=-1)
-        return self.net(x.expand(self.n, *x.shape)).squeeze(-1)
 
 
 class Actor(nn.Module):
@@ -185,36 +125,55 @@ class Actor(nn.Module):
         return self.net(obs) * self.action_scale + self.action_bias
 
 
+class Critic(nn.Module):
+    """The action-value function Q(s, a)."""
+
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(obs_dim + act_dim, 256),
+            nn.ReLU(),
+            nn.Linear(256, 256),
+            nn.ReLU(),
+            nn.Linear(256, 1),
+        )
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, actions], dim=-1)).squeeze(-1)
+
+
 class ReplayBuffer:
-    """A FIFO of transitions in preallocated tensors, sampled uniformly; at capacity the oldest rows are overwritten."""
+    """A FIFO of transitions in preallocated arrays, sampled uniformly; at capacity the oldest rows are overwritten.
+    Rows live in numpy (a write costs well under a microsecond); only a sampled minibatch becomes tensors."""
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device, seed: int):
-        self.obs = torch.zeros((capacity, obs_dim), device=device)
-        self.next_obs = torch.zeros((capacity, obs_dim), device=device)
-        self.actions = torch.zeros((capacity, act_dim), device=device)
-        self.rewards = torch.zeros(capacity, device=device)
-        self.terminations = torch.zeros(capacity, device=device)
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminations = np.zeros(capacity, dtype=np.float32)
         self.capacity, self.pos, self.size, self.device = capacity, 0, 0, device
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
 
     def add(self, obs, next_obs, actions, rewards, terminations) -> None:
         """Store one transition per env; the arguments are arrays with the env axis first."""
-        idx = torch.arange(self.pos, self.pos + len(obs), device=self.device) % self.capacity
-        for storage, values in (
-            (self.obs, obs),
-            (self.next_obs, next_obs),
-            (self.actions, actions),
-            (self.rewards, rewards),
-            (self.terminations, terminations),
-        ):
-            storage[idx] = torch.as_tensor(values, dtype=torch.float32, device=self.device)
-        self.pos = (self.pos + len(obs)) % self.capacity
-        self.size = min(self.size + len(obs), self.capacity)
+        n = len(obs)
+        # rows pos … pos + n − 1, wrapping around at capacity (a slice, the cheap case, when they do not wrap)
+        idx = (
+            slice(self.pos, self.pos + n)
+            if self.pos + n <= self.capacity
+            else np.arange(self.pos, self.pos + n) % self.capacity
+        )
+        self.obs[idx], self.next_obs[idx], self.actions[idx] = obs, next_obs, actions
+        self.rewards[idx], self.terminations[idx] = rewards, terminations
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int):
         """(obs, actions, rewards, next_obs, terminations) of `batch_size` rows drawn uniformly with replacement."""
-        idx = torch.randint(self.size, (batch_size,), device=self.device, generator=self.generator)
-        return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminations[idx]
+        idx = self.rng.integers(self.size, size=batch_size)
+        arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.terminations)
+        return tuple(torch.from_numpy(a[idx]).to(self.device) for a in arrays)
 
 
 def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
@@ -228,16 +187,39 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     return real
 
 
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging θ' ← τ θ + (1 − τ) θ', all parameters in one fused call."""
+def td_target(rewards, next_value, terminations, gamma: float):
+    """y = r + γ (1 − terminated) V'(s'), V'(s') the target networks' value of the next state. A truncated transition
+    is not terminal and bootstraps."""
+    return rewards + gamma * (1.0 - terminations) * next_value
+
+
+def critic_loss(critic, target_critic, target_actor, batch: tuple, gamma: float):
+    """The critic's loss (Q(s, a) − y)², y = r + γ (1 − terminated) Q'(s', μ'(s')) from the target networks; and
+    Q(s, a)."""
+    obs, actions, rewards, next_obs, terminations = batch
     with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+        target = td_target(rewards, target_critic(next_obs, target_actor(next_obs)), terminations, gamma)
+    q_values = critic(obs, actions)
+    return F.mse_loss(q_values, target), q_values
 
 
-def td_target(rewards, next_q_values, terminations, gamma: float):
-    """y = r + γ (1 − terminated) min_i Q'_i(s', a'), the smallest of the target critics' estimates (next_q_values has
-    shape (critics, batch); with one critic, plain Q'). A truncated transition is not terminal and bootstraps."""
-    return rewards + gamma * (1.0 - terminations) * next_q_values.min(dim=0).values
+def actor_loss(actor, critic, obs):
+    """−E[Q(s, μ(s))], whose gradient is the deterministic policy gradient −E[∇_a Q(s, a)|_{a=μ(s)} ∇_φ μ(s)]."""
+    return -critic(obs, actor(obs)).mean()
+
+
+def update_target(target_network, network, tau: float) -> None:
+    """Polyak averaging θ' ← τ θ + (1 − τ) θ'."""
+    with torch.no_grad():
+        for target_param, param in zip(target_network.parameters(), network.parameters(), strict=True):
+            target_param.lerp_(param, tau)
+
+
+def noisy_actions(actor, obs: np.ndarray, noise_std: np.ndarray, low, high, rng, device) -> np.ndarray:
+    """μ(s) plus Gaussian exploration noise N(0, noise_std²) in every env, clipped to the action bounds."""
+    with torch.inference_mode():
+        mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+    return np.clip(mu + rng.normal(size=mu.shape) * noise_std, low, high)
 
 
 def evaluate(actor, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
@@ -262,6 +244,280 @@ def evaluate(actor, env_id: str, episodes: int, seed: int, device, video_dir: st
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_envs", "buffer_size", "batch_size", "policy_frequency", "learning_rate")
+    check_unit_interval(args, "gamma", "tau")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Box):
+        fail(f"needs a Box action space, but {args.env_id} has {act_space}; use dqn.py or ppo.py")
+    if not (np.isfinite(act_space.low).all() and np.isfinite(act_space.high).all()):
+        fail(f"needs finite action bounds, but {args.env_id} has {act_space}")
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(f"needs Box observations, but {args.env_id} has {obs_space}")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    # same-step autoreset, so that no stored transition crosses a reset (see `true_next_obs`)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, run.video_dir) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    act_space = envs.single_action_space
+    act_dim = int(np.prod(act_space.shape))
+
+    actor = Actor(obs_dim, act_dim, act_space.low, act_space.high).to(run.device)
+    if checkpoint:
+        actor.load_state_dict(checkpoint["actor"])
+    critic = Critic(obs_dim, act_dim).to(run.device)
+    target_actor = Actor(obs_dim, act_dim, act_space.low, act_space.high).to(run.device)
+    target_critic = Critic(obs_dim, act_dim).to(run.device)
+    target_actor.load_state_dict(actor.state_dict())
+    target_critic.load_state_dict(critic.state_dict())
+    critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.learning_rate, fused=True)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, run.device, args.seed)
+    exploration_std = actor.action_scale.cpu().numpy() * args.exploration_noise
+
+    global_step, updates = 0, 0
+    num_iterations = 0 if checkpoint else args.total_timesteps // args.num_envs
+    obs, _ = envs.reset(seed=args.seed)
+    for _ in range(num_iterations):
+        global_step += args.num_envs
+        # collect: uniformly random actions first, then μ(s) plus Gaussian noise; store (s, a, r, s', terminated)
+        if global_step <= args.learning_starts:
+            actions = rng.uniform(act_space.low, act_space.high, size=(args.num_envs, act_dim)).astype(np.float32)
+        else:
+            actions = noisy_actions(actor, obs, exploration_std, act_space.low, act_space.high, rng, run.device)
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        log_episodes(run, global_step, infos)
+        rb.add(obs, true_next_obs(next_obs, infos), actions, rewards, terminations)
+        obs = next_obs
+
+        # update: one critic step per env step; the actor and the target networks every `policy_frequency` of them
+        if global_step > args.learning_starts:
+            for _ in range(args.num_envs):
+                batch = rb.sample(args.batch_size)
+                q_loss, q_values = critic_loss(critic, target_critic, target_actor, batch, args.gamma)
+                check_finite(run, global_step, critic_loss=q_loss)
+                critic_optimizer.zero_grad(set_to_none=True)
+                q_loss.backward()
+                critic_optimizer.step()
+                updates += 1
+                if updates % args.policy_frequency == 0:
+                    critic.requires_grad_(False)  # the actor's gradient flows through Q to the action, not into Q
+                    pi_loss = actor_loss(actor, critic, batch[0])
+                    actor_optimizer.zero_grad(set_to_none=True)
+                    pi_loss.backward()
+                    actor_optimizer.step()
+                    critic.requires_grad_(True)
+                    update_target(target_actor, actor, args.tau)
+                    update_target(target_critic, critic, args.tau)
+                    if (updates // args.policy_frequency) % 100 == 0:
+                        run.writer.add_scalar("losses/actor_loss", pi_loss.item(), global_step)
+                if updates % 100 == 0:
+                    run.writer.add_scalar("losses/critic_loss", q_loss.item(), global_step)
+                    run.writer.add_scalar("losses/q_values", q_values.mean().item(), global_step)
+        log_progress(run, global_step)
+
+    envs.close()
+    eval_returns = evaluate(actor, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir)
+    return finish_run(run, global_step, eval_returns, model={"actor": actor.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -282,167 +538,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup: same-step autoreset, so that no stored transition crosses a reset (see `true_next_obs`)
-    video_dir = os.path.join(run_dir, "videos")
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, i, args.capture_video, video_dir) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    act_space = envs.single_action_space
-    act_dim = int(np.prod(act_space.shape))
-
-    actor = Actor(obs_dim, act_dim, act_space.low, act_space.high).to(device)
-    if args.checkpoint:
-        actor.load_state_dict(torch.load(args.checkpoint, map_location=device)["actor"])
-    critics = Critics(obs_dim, act_dim, n=1).to(device)
-    target_actor = Actor(obs_dim, act_dim, act_space.low, act_space.high).to(device)
-    target_critics = Critics(obs_dim, act_dim, n=1).to(device)
-    target_actor.load_state_dict(actor.state_dict())
-    target_critics.load_state_dict(critics.state_dict())
-    critic_optimizer = torch.optim.Adam(critics.parameters(), lr=args.learning_rate, fused=True)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
-    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device, args.seed)
-    exploration_std = actor.action_scale.cpu().numpy() * args.exploration_noise
-
-    episode_returns = np.zeros(args.num_envs)
-    episode_lengths = np.zeros(args.num_envs, dtype=np.int64)
-    recent_returns = collections.deque(maxlen=10)
-    global_step, updates = 0, 0
-    num_iterations = 0 if args.checkpoint else args.total_timesteps // args.num_envs
-    start_time = last_print = time.time()
-    obs, _ = envs.reset(seed=args.seed)
-    for _ in range(num_iterations):
-        global_step += args.num_envs
-        # ALGO LOGIC: uniformly random actions first, then μ(s) plus Gaussian exploration noise
-        if global_step <= args.learning_starts:
-            actions = rng.uniform(act_space.low, act_space.high, size=(args.num_envs, act_dim)).astype(np.float32)
-        else:
-            with torch.inference_mode():
-                mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
-            actions = np.clip(mu + rng.normal(size=mu.shape) * exploration_std, act_space.low, act_space.high)
-
-        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-
-        # log every finished episode
-        episode_returns += rewards
-        episode_lengths += 1
-        for i in np.flatnonzero(terminations | truncations):
-            writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-            writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
-            recent_returns.append(float(episode_returns[i]))
-            episode_returns[i], episode_lengths[i] = 0.0, 0
-
-        # store (s, a, r, s', terminated) with s' the observation the step really led to
-        rb.add(obs, true_next_obs(next_obs, infos), actions, rewards, terminations)
-        obs = next_obs
-
-        # ALGO LOGIC: training, one gradient step per env step
-        if global_step > args.learning_starts:
-            for _ in range(args.num_envs):
-                b_obs, b_actions, b_rewards, b_next_obs, b_terminations = rb.sample(args.batch_size)
-                with torch.no_grad():
-                    # y = r + γ (1 − d) Q'(s', μ'(s'))
-                    next_q_values = target_critics(b_next_obs, target_actor(b_next_obs))
-                    target = td_target(b_rewards, next_q_values, b_terminations, args.gamma)
-                q_values = critics(b_obs, b_actions)  # (1, batch)
-                critic_loss = ((q_values - target) ** 2).mean(dim=1).sum()
-                if not torch.isfinite(critic_loss):
-                    writer.close()
-                    envs.close()
-                    fail(f"critic_loss became {critic_loss.item()} at global step {global_step}; stopping", status=1)
-                critic_optimizer.zero_grad(set_to_none=True)
-                critic_loss.backward()
-                critic_optimizer.step()
-                updates += 1
-
-                # policy update: ∇_φ J = E[∇_a Q(s, a)|_{a=μ(s)} ∇_φ μ(s)], then the targets follow
-                if updates % args.policy_frequency == 0:
-                    critics.requires_grad_(False)  # the gradient flows through the critic to the action, not into it
-                    actor_loss = -critics(b_obs, actor(b_obs))[0].mean()
-                    actor_optimizer.zero_grad(set_to_none=True)
-                    actor_loss.backward()
-                    actor_optimizer.step()
-                    critics.requires_grad_(True)
-                    soft_update(target_actor, actor, args.tau)
-                    soft_update(target_critics, critics, args.tau)
-                    if (updates // args.policy_frequency) % 100 == 0:
-                        writer.add_scalar("losses/actor_loss", actor_loss.item(), global_step)
-
-                if updates % 100 == 0:
-                    writer.add_scalar("losses/critic_loss", critic_loss.item(), global_step)
-                    writer.add_scalar("losses/q_values", q_values.mean().item(), global_step)
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(global_step / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(recent_returns) if recent_returns else float("nan")
-            print(f"step={global_step} sps={sps} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    envs.close()
-    if args.save_model:
-        torch.save({"actor": actor.state_dict()}, os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(actor, args.env_id, args.eval_episodes, args.seed + 10_000, device, eval_video_dir)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "ddpg",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ transitions make the levels learn at once although the levels below are still po
      it the subgoals its levels below can reach.
 The critic is Q = −H σ(z), fit to the clipped target y = r + γ (1 − done) Q(s', π(s', g), g) ∈ [−H, 0] by the
 cross-entropy of σ(z) against −y / H instead of the squared error: the target of every unreachable goal is the bound
-−H, where σ is flat and a squared-error critic stops learning (with it, level 0 of one MountainCar seed had learned
-nothing after 150 episodes). The actor maximizes Q, plus a small penalty on its pre-tanh outputs that keeps it out
-of tanh's flat ends (the top level of that seed once proposed the same saturated subgoal for 250 episodes). Both are
-additions to the paper. There are no target networks (nor in the paper's code): the bounded Q and the short horizons
-keep the targets stable. Exploration: a uniformly random action `random_action_rate` of the time, else Gaussian noise
-of `exploration_noise` times half of each action dimension's range.
+−H, where σ is flat and a squared-error critic stops learning. The actor maximizes Q, plus a small penalty on its
+pre-tanh outputs that keeps it out of tanh's flat ends. Both are additions to the paper. There are no target
+networks (nor in the paper's code): the bounded Q and the short horizons keep the targets stable. Exploration: a
+uniformly random action `random_action_rate` of the time, else Gaussian noise of `exploration_noise` times half of
+each action dimension's range.
 
 Goals. A goal space is a projection of the observation with, per coordinate, a threshold: goal g is reached in state s
 when every coordinate of project(s) lies within its threshold of g's (for an angle, the wrapped difference). The top
@@ -47,6 +46,8 @@ use dqn.py.
 Run: python algos/hac.py --env-id MountainCarContinuous-v0
      python algos/hac.py --env-id MountainCarContinuous-v0 --num-levels 3 --time-limit 10
      python algos/hac.py --env-id Pendulum-v1
+Benchmarks: benchmarks/results/quick (MountainCarContinuous-v0, 300 episodes).
+What was tried and measured: benchmarks/NOTES.md#hacpy
 """
 
 # Imports
@@ -63,8 +64,9 @@ from typing import NoReturn
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 import tyro
-from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -131,13 +133,7 @@ class Args:
     """the width of the three hidden layers of every actor and critic"""
 
 
-# Goal spaces, networks, replay buffer and the algorithm's math
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
+# The algorithm: goal spaces, the levels' transitions and targets, networks, replay buffer, losses, the levels
 @dataclass(frozen=True)
 class GoalSpace:
     """How HAC sees one env's goals (see the module docstring). Projections map observations (..., obs_dim) to goal
@@ -224,38 +220,6 @@ def level_spaces(space: GoalSpace, num_levels: int, action_low: np.ndarray, acti
     return levels
 
 
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_episodes <= 0:
-        fail(f"--total-episodes must be positive, got {args.total_episodes}")
-    for name in ("eval_episodes", "num_levels", "time_limit", "buffer_size", "batch_size", "hidden_size"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ("updates_per_episode", "hindsight_goals"):
-        if getattr(args, name) < 0:
-            fail(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
-    for name in ("subgoal_test_rate", "random_action_rate", "gamma"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, gym.spaces.Box):
-        fail(f"hac.py needs a Box action space, but {args.env_id} has {act_space}; use dqn.py")
-    if not (np.isfinite(act_space.low).all() and np.isfinite(act_space.high).all()):
-        fail(f"hac.py needs finite action bounds, but {args.env_id} has {act_space}")
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        fail(f"hac.py needs flat Box observations, but {args.env_id} has {obs_space}")
-    name = args.goal_space or args.env_id
-    if name not in GOAL_SPACES:
-        fail(f"hac.py has no goal space for {name} (it knows {', '.join(GOAL_SPACES)}); add one to GOAL_SPACES")
-
-
 def goal_reached(achieved: np.ndarray, goal: np.ndarray, threshold: np.ndarray, angles: tuple = ()) -> np.ndarray:
     """Whether each achieved goal (..., goal_dim) lies within `threshold` of `goal` in every coordinate: |x − g| ≤ δ,
     with the difference of an angle wrapped to [−π, π)."""
@@ -310,7 +274,7 @@ def critic_cross_entropy(logits: torch.Tensor, target: torch.Tensor, time_limit:
     −p log σ(z) − (1 − p) log(1 − σ(z)), least where σ(z) = p, i.e. Q = y. Its gradient in z, σ(z) − p, does not
     vanish where σ is flat, as the squared error's does: a target at the bound −H (every unreachable goal's, the
     penalty's) drives z to +∞, where a squared-error critic can no longer move."""
-    return nn.functional.binary_cross_entropy_with_logits(logits, -target / time_limit)
+    return F.binary_cross_entropy_with_logits(logits, -target / time_limit)
 
 
 def box_center_and_scale(low, high) -> tuple:
@@ -389,28 +353,56 @@ class Critic(nn.Module):
 
 
 class ReplayBuffer:
-    """A FIFO of goal-conditioned transitions (s, a, r, s', g, done) in preallocated numpy arrays, filled many rows at
-    a time and sampled uniformly; at capacity the oldest rows are overwritten."""
+    """A FIFO of goal-conditioned transitions (s, a, r, s', g, done) in preallocated arrays, filled many rows at a time
+    and sampled uniformly; at capacity the oldest rows are overwritten. Rows live in numpy; only a sampled minibatch
+    becomes tensors."""
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int, goal_dim: int, seed: int):
-        dims = (obs_dim, act_dim, None, obs_dim, goal_dim, None)
-        self.storage = [np.zeros((capacity, d) if d else capacity, dtype=np.float32) for d in dims]
-        self.capacity, self.pos, self.size = capacity, 0, 0
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, goal_dim: int, device: torch.device, seed: int):
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.goals = np.zeros((capacity, goal_dim), dtype=np.float32)
+        self.dones = np.zeros(capacity, dtype=np.float32)
+        self.capacity, self.pos, self.size, self.device = capacity, 0, 0, device
         self.rng = np.random.default_rng(seed)
 
-    def add(self, *rows) -> None:
-        """Append rows: arrays (obs, actions, rewards, next_obs, goals, dones) with the row axis first."""
-        n = min(len(rows[0]), self.capacity)
-        idx = (self.pos + np.arange(n)) % self.capacity
-        for storage, values in zip(self.storage, rows, strict=True):
-            storage[idx] = values[len(values) - n :]
+    def add(self, obs, actions, rewards, next_obs, goals, dones) -> None:
+        """Append rows, the row axis first (of more rows than the capacity, the last `capacity` of them)."""
+        rows = [np.asarray(values)[-self.capacity :] for values in (obs, actions, rewards, next_obs, goals, dones)]
+        n = len(rows[0])
+        # rows pos … pos + n − 1, wrapping around at capacity (a slice, the cheap case, when they do not wrap)
+        idx = (
+            slice(self.pos, self.pos + n)
+            if self.pos + n <= self.capacity
+            else np.arange(self.pos, self.pos + n) % self.capacity
+        )
+        self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.goals[idx], self.dones[idx] = rows
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
-    def sample(self, batch_size: int, device) -> tuple:
+    def sample(self, batch_size: int):
         """(obs, actions, rewards, next_obs, goals, dones) of `batch_size` rows drawn uniformly with replacement."""
         idx = self.rng.integers(self.size, size=batch_size)
-        return tuple(torch.as_tensor(storage[idx], device=device) for storage in self.storage)
+        arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.goals, self.dones)
+        return tuple(torch.from_numpy(a[idx]).to(self.device) for a in arrays)
+
+
+def critic_loss(actor, critic, batch: tuple, gamma: float, time_limit: int):
+    """A level's critic loss: the cross-entropy of Q(s, g, a) against y = r + γ (1 − done) Q(s', π(s', g), g)
+    clipped to [−H, 0] (no target networks, as in the paper); and Q(s, g, a)."""
+    obs, actions, rewards, next_obs, goals, dones = batch
+    with torch.no_grad():
+        target = hac_target(rewards, critic(next_obs, goals, actor(next_obs, goals)), dones, gamma, time_limit)
+    logits = critic.logits(obs, goals, actions)
+    return critic_cross_entropy(logits, target, time_limit), -time_limit * torch.sigmoid(logits.detach())
+
+
+def actor_loss(actor, critic, obs, goals, saturation_penalty: float):
+    """A level's actor loss −E[Q(s, g, π(s, g))] + c E[z²], z the pre-tanh output; the gradient of the first term is
+    the deterministic policy gradient −E[∇_a Q(s, g, a)|_{a=π(s, g)} ∇_φ π(s, g)]."""
+    pre_tanh = actor.pre_tanh(obs, goals)
+    return -critic(obs, goals, actor.squash(pre_tanh)).mean() + saturation_penalty * (pre_tanh**2).mean()
 
 
 @dataclass
@@ -529,12 +521,285 @@ def evaluate(actors, spaces, space: GoalSpace, args: Args, episodes: int, seed: 
     return returns, successes, lengths
 
 
-def check_finite(loss: torch.Tensor, name: str, level: int, global_step: int, writer, env) -> None:
-    """Stop the run (exit status 1), keeping what was logged, when a loss is NaN or infinite."""
-    if not torch.isfinite(loss):
-        writer.close()
-        env.close()
-        fail(f"{name} of level {level} became {loss.item()} at global step {global_step}; stopping", status=1)
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_levels", "time_limit", "buffer_size", "batch_size", "hidden_size", "learning_rate")
+    for name in ("updates_per_episode", "hindsight_goals"):
+        if getattr(args, name) < 0:
+            fail(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    check_unit_interval(args, "subgoal_test_rate", "random_action_rate", "gamma")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Box):
+        fail(f"needs a Box action space, but {args.env_id} has {act_space}; use dqn.py")
+    if not (np.isfinite(act_space.low).all() and np.isfinite(act_space.high).all()):
+        fail(f"needs finite action bounds, but {args.env_id} has {act_space}")
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        fail(f"needs flat Box observations, but {args.env_id} has {obs_space}")
+    name = args.goal_space or args.env_id
+    if name not in GOAL_SPACES:
+        fail(f"has no goal space for {name} (it knows {', '.join(GOAL_SPACES)}); add one to GOAL_SPACES")
+    if checkpoint is not None and len(checkpoint["actors"]) != args.num_levels:
+        fail(f"{args.checkpoint} holds {len(checkpoint['actors'])} levels, not --num-levels {args.num_levels}")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    # one env, stepped by level 0 inside the levels' nested loops
+    env = make_env(args.env_id, args.capture_video, run.video_dir)
+    space = GOAL_SPACES[args.goal_space or args.env_id]
+    obs_box = (env.observation_space.low, env.observation_space.high)
+    spaces = level_spaces(space, args.num_levels, env.action_space.low, env.action_space.high)
+    actors, critics, actor_optimizers, critic_optimizers, buffers = [], [], [], [], []
+    for level, s in enumerate(spaces):
+        goal_box, action_box = (s.goal_low, s.goal_high), (s.action_low, s.action_high)
+        actors.append(Actor(obs_box, goal_box, action_box, args.hidden_size).to(run.device))
+        critics.append(Critic(obs_box, goal_box, action_box, args.hidden_size, args.time_limit).to(run.device))
+        actor_optimizers.append(torch.optim.Adam(actors[-1].parameters(), lr=args.learning_rate))
+        critic_optimizers.append(torch.optim.Adam(critics[-1].parameters(), lr=args.learning_rate))
+        obs_dim, act_dim, goal_dim = len(obs_box[0]), len(s.action_low), len(s.goal_low)
+        buffers.append(ReplayBuffer(args.buffer_size, obs_dim, act_dim, goal_dim, run.device, args.seed + level))
+    if checkpoint:
+        for actor, state in zip(actors, checkpoint["actors"], strict=True):
+            actor.load_state_dict(state)
+
+    recent_successes = collections.deque(maxlen=10)
+    global_step = 0
+    total_episodes = 0 if checkpoint else args.total_episodes
+    for episode in range(total_episodes):
+        # collect: the top level pursues the end goal; the levels below explore, test subgoals and store transitions
+        obs, _ = env.reset(seed=args.seed if episode == 0 else None)
+        ep = new_episode(env, obs, space, args.num_levels)
+        run_level(args.num_levels - 1, ep, actors, spaces, args, run.device, rng, buffers, False)
+        global_step += ep.length
+        log_episode(run, global_step, ep.episode_return, ep.length)
+        run.writer.add_scalar("charts/success", float(ep.reached[-1]), global_step)
+        recent_successes.append(float(ep.reached[-1]))
+
+        # update: `updates_per_episode` gradient steps of each level whose buffer holds a batch
+        for level in range(args.num_levels):
+            if buffers[level].size < args.batch_size or args.updates_per_episode == 0:
+                continue
+            actor, critic = actors[level], critics[level]
+            for _ in range(args.updates_per_episode):
+                batch = buffers[level].sample(args.batch_size)
+                q_loss, q_values = critic_loss(actor, critic, batch, args.gamma, args.time_limit)
+                check_finite(run, global_step, **{f"critic_loss_level{level}": q_loss})
+                critic_optimizers[level].zero_grad(set_to_none=True)
+                q_loss.backward()
+                critic_optimizers[level].step()
+
+                critic.requires_grad_(False)  # the actor's gradient flows through Q to the action, not into Q
+                pi_loss = actor_loss(actor, critic, batch[0], batch[4], args.saturation_penalty)
+                check_finite(run, global_step, **{f"actor_loss_level{level}": pi_loss})
+                actor_optimizers[level].zero_grad(set_to_none=True)
+                pi_loss.backward()
+                actor_optimizers[level].step()
+                critic.requires_grad_(True)
+            run.writer.add_scalar(f"losses/critic_loss_level{level}", q_loss.item(), global_step)
+            run.writer.add_scalar(f"losses/actor_loss_level{level}", pi_loss.item(), global_step)
+            run.writer.add_scalar(f"losses/q_values_level{level}", q_values.mean().item(), global_step)
+        log_progress(run, global_step, episode=episode + 1, recent_success=float(np.mean(recent_successes)))
+
+    env.close()
+    eval_returns, successes, lengths = evaluate(
+        actors, spaces, space, args, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+    )
+    for length in lengths:
+        run.writer.add_scalar("eval/episodic_length", length, global_step)
+    success_rate = float(np.mean(successes))
+    run.writer.add_scalar("eval/success_rate", success_rate, global_step)
+    print(f"success_rate={success_rate:.2f} over {len(successes)} greedy episodes")
+    return finish_run(run, global_step, eval_returns, model={"actors": [actor.state_dict() for actor in actors]})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    return Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+    )
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
 
 
 def make_run_dir(args: Args) -> tuple:
@@ -557,158 +822,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    checkpoint = torch.load(args.checkpoint, map_location="cpu") if args.checkpoint else None
-    if checkpoint is not None and len(checkpoint["actors"]) != args.num_levels:
-        fail(f"{args.checkpoint} holds {len(checkpoint['actors'])} levels, not --num-levels {args.num_levels}")
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
-    rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    # env setup: one env, stepped by level 0 inside the levels' nested loops
-    env = make_env(args.env_id, args.capture_video, os.path.join(run_dir, "videos"))
-    space = GOAL_SPACES[args.goal_space or args.env_id]
-    obs_box = (env.observation_space.low, env.observation_space.high)
-    spaces = level_spaces(space, args.num_levels, env.action_space.low, env.action_space.high)
-    actors, critics, actor_optimizers, critic_optimizers, buffers = [], [], [], [], []
-    for level, s in enumerate(spaces):
-        goal_box, action_box = (s.goal_low, s.goal_high), (s.action_low, s.action_high)
-        actors.append(Actor(obs_box, goal_box, action_box, args.hidden_size).to(device))
-        critics.append(Critic(obs_box, goal_box, action_box, args.hidden_size, args.time_limit).to(device))
-        actor_optimizers.append(torch.optim.Adam(actors[-1].parameters(), lr=args.learning_rate))
-        critic_optimizers.append(torch.optim.Adam(critics[-1].parameters(), lr=args.learning_rate))
-        obs_dim, act_dim, goal_dim = len(obs_box[0]), len(s.action_low), len(s.goal_low)
-        buffers.append(ReplayBuffer(args.buffer_size, obs_dim, act_dim, goal_dim, args.seed + level))
-    if checkpoint is not None:
-        for actor, state in zip(actors, checkpoint["actors"], strict=True):
-            actor.load_state_dict(state)
-
-    recent_returns = collections.deque(maxlen=10)
-    recent_successes = collections.deque(maxlen=10)
-    global_step = 0
-    total_episodes = 0 if args.checkpoint else args.total_episodes
-    start_time = last_print = time.time()
-    for episode in range(total_episodes):
-        obs, _ = env.reset(seed=args.seed if episode == 0 else None)
-        ep = new_episode(env, obs, space, args.num_levels)
-        # ALGO LOGIC: the top level pursues the end goal; the levels below explore, test subgoals and store transitions
-        run_level(args.num_levels - 1, ep, actors, spaces, args, device, rng, buffers, False)
-        global_step += ep.length
-        writer.add_scalar("charts/episodic_return", ep.episode_return, global_step)
-        writer.add_scalar("charts/episodic_length", ep.length, global_step)
-        writer.add_scalar("charts/success", float(ep.reached[-1]), global_step)
-        recent_returns.append(ep.episode_return)
-        recent_successes.append(float(ep.reached[-1]))
-
-        # ALGO LOGIC: training, `updates_per_episode` gradient steps of each level once its buffer holds a batch
-        for level in range(args.num_levels):
-            if buffers[level].size < args.batch_size:
-                continue
-            actor, critic = actors[level], critics[level]
-            for _ in range(args.updates_per_episode):
-                b_obs, b_actions, b_rewards, b_next_obs, b_goals, b_dones = buffers[level].sample(
-                    args.batch_size, device
-                )
-                with torch.no_grad():
-                    # y = r + γ (1 − done) Q(s', π(s', g), g), clipped to [−H, 0]
-                    next_q_values = critic(b_next_obs, b_goals, actor(b_next_obs, b_goals))
-                    target = hac_target(b_rewards, next_q_values, b_dones, args.gamma, args.time_limit)
-                logits = critic.logits(b_obs, b_goals, b_actions)
-                q_values = -args.time_limit * torch.sigmoid(logits)
-                critic_loss = critic_cross_entropy(logits, target, args.time_limit)
-                check_finite(critic_loss, "critic_loss", level, global_step, writer, env)
-                critic_optimizers[level].zero_grad(set_to_none=True)
-                critic_loss.backward()
-                critic_optimizers[level].step()
-
-                # ∇_φ J = E[∇_a Q(s, g, a)|_{a=π(s, g)} ∇_φ π(s, g)]: the gradient flows through the critic, not into it
-                critic.requires_grad_(False)
-                pre_tanh = actor.pre_tanh(b_obs, b_goals)
-                actor_loss = -critic(b_obs, b_goals, actor.squash(pre_tanh)).mean()
-                actor_loss = actor_loss + args.saturation_penalty * (pre_tanh**2).mean()
-                check_finite(actor_loss, "actor_loss", level, global_step, writer, env)
-                actor_optimizers[level].zero_grad(set_to_none=True)
-                actor_loss.backward()
-                actor_optimizers[level].step()
-                critic.requires_grad_(True)
-            writer.add_scalar(f"losses/critic_loss_level{level}", critic_loss.item(), global_step)
-            writer.add_scalar(f"losses/actor_loss_level{level}", actor_loss.item(), global_step)
-            writer.add_scalar(f"losses/q_values_level{level}", q_values.mean().item(), global_step)
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(global_step / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            print(
-                f"episode={episode + 1} step={global_step} sps={sps} recent_return={np.mean(recent_returns):.1f} "
-                f"recent_success={np.mean(recent_successes):.2f}",
-                flush=True,
-            )
-
-    wall_time = time.time() - start_time
-    env.close()
-    if args.save_model:
-        torch.save({"actors": [a.state_dict() for a in actors]}, os.path.join(run_dir, f"{args.exp_name}.pt"))
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns, successes, lengths = evaluate(
-        actors, spaces, space, args, args.eval_episodes, args.seed + 10_000, device, eval_video_dir
-    )
-    for i, (episode_return, length) in enumerate(zip(eval_returns, lengths, strict=True)):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-        writer.add_scalar("eval/episodic_length", length, i)
-    success_rate = float(np.mean(successes))
-    writer.add_scalar("eval/success_rate", success_rate, global_step)
-    writer.close()
-
-    summary = {
-        "algo": "hac",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(recent_returns)) if recent_returns else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}, "
-        f"success_rate={success_rate:.2f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 hand-built trajectories and on a hand-made line world stepped by fixed policies, the bounded critic and its target,
 the replay buffer, three levels and Pendulum from the command line, and learning MountainCarContinuous."""
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 from helpers import load_algo, only_run_dir, read_scalars, run_script
-from torch import nn
 
 hac = load_algo("hac")
 
@@ -134,13 +136,17 @@ def test_actor_outputs_lie_in_the_levels_action_bounds():
     assert (actions[:, 1] >= -0.07).all() and (actions[:, 1] <= 0.07).all()
 
 
+def _rows(values):
+    values = np.asarray(values, dtype=np.float32)
+    return values[:, None], -values[:, None], values * 10, values[:, None] + 0.5, values[:, None] * 2, values % 2
+
+
 def test_replay_buffer_adds_many_rows_wraps_and_samples_them():
-    rb = hac.ReplayBuffer(capacity=5, obs_dim=1, act_dim=1, goal_dim=1, seed=0)
-    for start in (0, 3):  # rows 0, 1, 2 then 3, 4, 5, 6: the two oldest are overwritten
-        values = np.arange(start, start + (3 if start == 0 else 4), dtype=np.float32)
-        rb.add(values[:, None], -values[:, None], values * 10, values[:, None] + 0.5, values[:, None] * 2, values % 2)
-    assert rb.size == 5 and sorted(rb.storage[0][:, 0].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]
-    obs, actions, rewards, next_obs, goals, dones = rb.sample(1000, torch.device("cpu"))
+    rb = hac.ReplayBuffer(capacity=5, obs_dim=1, act_dim=1, goal_dim=1, device=torch.device("cpu"), seed=0)
+    for values in ([0, 1, 2], [3, 4, 5, 6]):  # rows 0, 1, 2 then 3, 4, 5, 6: the two oldest are overwritten
+        rb.add(*_rows(values))
+    assert rb.size == 5 and rb.pos == 2 and rb.obs[:, 0].tolist() == [5.0, 6.0, 2.0, 3.0, 4.0]
+    obs, actions, rewards, next_obs, goals, dones = rb.sample(1000)
     values = obs[:, 0]
     assert set(values.tolist()) == {2.0, 3.0, 4.0, 5.0, 6.0}
     torch.testing.assert_close(actions[:, 0], -values)
@@ -148,6 +154,14 @@ def test_replay_buffer_adds_many_rows_wraps_and_samples_them():
     torch.testing.assert_close(next_obs[:, 0], values + 0.5)
     torch.testing.assert_close(goals[:, 0], values * 2)
     torch.testing.assert_close(dones, values % 2)
+
+
+def test_replay_buffer_keeps_the_last_rows_of_more_than_its_capacity():
+    rb = hac.ReplayBuffer(capacity=5, obs_dim=1, act_dim=1, goal_dim=1, device=torch.device("cpu"), seed=0)
+    rb.add(*_rows([0]))
+    rb.add(*_rows(range(1, 8)))  # seven rows at once: the last five, 3 to 7, from row 1 on
+    assert rb.size == 5 and rb.pos == 1 and rb.obs[:, 0].tolist() == [7.0, 3.0, 4.0, 5.0, 6.0]
+    assert rb.goals[:, 0].tolist() == [14.0, 6.0, 8.0, 10.0, 12.0] and rb.dones.tolist() == [1.0, 1.0, 0.0, 1.0, 0.0]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -200,12 +214,13 @@ def _run_line_world(max_steps=None, **overrides):
     args = hac.Args(**{**settings, **overrides})
     env = LineWorld() if max_steps is None else gym.wrappers.TimeLimit(LineWorld(), max_steps)
     spaces = hac.level_spaces(LINE, 2, env.action_space.low, env.action_space.high)
-    buffers = [hac.ReplayBuffer(100, 1, 1, 1, seed=0) for _ in range(2)]
+    buffers = [hac.ReplayBuffer(100, 1, 1, 1, torch.device("cpu"), seed=0) for _ in range(2)]
     obs, _ = env.reset(seed=0)
     ep = hac.new_episode(env, obs, LINE, 2)
     rng = np.random.default_rng(0)
     hac.run_level(1, ep, [Constant(1.0), Constant(5.0)], spaces, args, torch.device("cpu"), rng, buffers, False)
-    return [[column[: b.size].squeeze() for column in b.storage] for b in buffers], ep
+    columns = lambda b: (b.obs, b.actions, b.rewards, b.next_obs, b.goals, b.dones)  # noqa: E731
+    return [[column[: b.size].squeeze() for column in columns(b)] for b in buffers], ep
 
 
 def test_levels_store_the_three_kinds_of_transitions():
@@ -265,6 +280,24 @@ def test_three_levels_run(tmp_path):
     assert 0 < summary["total_timesteps"] <= 3 * 3**3
     run_dir = only_run_dir(tmp_path)
     assert read_scalars(run_dir, "losses/critic_loss_level2") and read_scalars(run_dir, "eval/success_rate")
+
+
+def test_no_updates_per_episode_runs(tmp_path):
+    # --updates-per-episode 0 (allowed: it must not be negative) used to fail with UnboundLocalError when logging the
+    # losses of a level whose buffer held a batch
+    settings = dict(time_limit=5, total_episodes=3, batch_size=16, updates_per_episode=0, eval_episodes=1)
+    summary = hac.train(hac.Args(**settings, log_dir=str(tmp_path)))
+    assert summary["total_timesteps"] > 16
+    assert not read_scalars(only_run_dir(tmp_path), "losses/critic_loss_level0")
+
+
+def test_a_checkpoint_of_other_levels_is_refused_before_anything_is_written(tmp_path):
+    settings = dict(time_limit=3, total_episodes=1, batch_size=16, updates_per_episode=1, eval_episodes=1)
+    hac.train(hac.Args(**settings, save_model=True, log_dir=str(tmp_path / "train")))
+    model = os.path.join(only_run_dir(tmp_path / "train"), "hac.pt")
+    result = run_script("hac", "--checkpoint", model, "--num-levels", "3", "--log-dir", str(tmp_path / "eval"))
+    assert result.returncode == 2 and "holds 2 levels, not --num-levels 3" in result.stderr, result.stderr
+    assert not os.path.exists(tmp_path / "eval") or not os.listdir(tmp_path / "eval")
 
 
 def test_pendulum_runs_from_the_command_line(tmp_path):
