@@ -177,9 +177,10 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     return real
 
 
-def td_target(rewards, next_q_max, terminations, gamma: float):
-    """y = r + γ (1 − terminated) max_a' Q_target(s', a'). A truncated transition is not terminal and bootstraps."""
-    return rewards + gamma * (1.0 - terminations) * next_q_max
+def td_target(rewards, next_value, terminations, gamma: float):
+    """y = r + γ (1 − terminated) V'(s'), here V'(s') = max_a' Q_target(s', a'). A truncated transition is not terminal
+    and bootstraps."""
+    return rewards + gamma * (1.0 - terminations) * next_value
 
 
 def td_loss(q_network, target_network, batch: tuple, gamma: float, loss: str):
