@@ -21,11 +21,14 @@ each pull took the best arm as `optimal_actions.npy`.
 Spaces: Discrete observations and Discrete actions (bandit-10, FrozenLake-v1, Taxi-v4, CliffWalking-v1, ...); for
 Box observations use dqn.py (Discrete actions) or ppo_continuous.py (Box actions).
 Run: python algos/exploration_bot.py --env-id bandit-10
+Benchmarks: benchmarks/results/quick/README.md (bandit-10).
 """
 
 # Imports
+import collections
 import json
 import os
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -76,10 +79,9 @@ class Args:
     """fraction of `total_episodes` over which ε falls linearly from `start_e` to `end_e`"""
 
 
-# Environment, table and the algorithm's math
-EVAL_STEP_LIMIT = (
-    1_000  # an evaluation episode of an env without a time limit is cut off here (a greedy policy may loop)
-)
+# The algorithm: the 10-armed testbed, environments, ε-greedy, the sample-average update, the greedy evaluation
+# an evaluation episode of an env without a time limit is cut off here (a greedy policy may loop)
+EVAL_STEP_LIMIT = 1_000
 
 
 class BanditTestbed(gym.vector.VectorEnv):
@@ -87,6 +89,8 @@ class BanditTestbed(gym.vector.VectorEnv):
     from `problem_seed`, and a pull of arm a pays R ~ N(q*_i(a), 1). Every pull is a whole episode (one state, then
     termination), so no learner can bootstrap across pulls. `infos["optimal_action"]` says which envs pulled their
     best arm."""
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}  # every pull ends an episode
 
     def __init__(self, num_envs: int, problem_seed: int, k: int = 10):
         self.num_envs = num_envs
@@ -108,40 +112,6 @@ class BanditTestbed(gym.vector.VectorEnv):
         optimal = means == self.q_star.max(axis=1)
         done = np.ones(self.num_envs, dtype=bool)
         return np.zeros(self.num_envs, dtype=np.int64), rewards, done, ~done, {"optimal_action": optimal}
-
-
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_episodes <= 0:
-        fail(f"--total-episodes must be positive, got {args.total_episodes}")
-    for name in ("num_runs", "eval_episodes"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ("start_e", "end_e", "exploration_fraction"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
-    if args.env_id == "bandit-10":
-        if args.capture_video:
-            fail("--capture-video needs an env that renders; bandit-10 does not")
-        return
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, gym.spaces.Discrete):
-        fail(f"exploration_bot.py needs a Discrete action space, not {act_space}; use ppo_continuous.py")
-    if not isinstance(obs_space, gym.spaces.Discrete):
-        fail(f"exploration_bot.py needs Discrete observations, but {args.env_id} has {obs_space}; use dqn.py or ppo.py")
 
 
 def make_env(env_id: str, idx: int, video_dir: str | None, max_episode_steps: int | None, record_first: int | None):
@@ -190,9 +160,15 @@ def epsilon_greedy(q_values: np.ndarray, epsilon, rng: np.random.Generator) -> n
     return np.where(rng.random(len(q_values)) < epsilon, random_actions, greedy)
 
 
-def sample_average_step(counts):
-    """The step size 1 / N(S, A) that makes Q(S, A) the plain average of the N rewards seen so far."""
-    return 1.0 / counts
+def sample_average_update(q_table: np.ndarray, counts: np.ndarray, obs, actions, rewards, learning) -> np.ndarray:
+    """N(S, A) ← N(S, A) + 1 and Q(S, A) ← Q(S, A) + (R − Q(S, A)) / N(S, A) in each run's table, in place (not in a
+    run where `learning` is false): Q(S, A) is the plain average of the immediate rewards, with no bootstrap. Returns
+    the errors R − Q(S, A)."""
+    runs = np.arange(len(q_table))
+    error = rewards - q_table[runs, obs, actions]
+    counts[runs, obs, actions] += learning
+    q_table[runs, obs, actions] += 1.0 / np.maximum(counts[runs, obs, actions], 1) * error * learning
+    return error
 
 
 def evaluate(q_table: np.ndarray, args: Args, video_dir: str | None = None) -> np.ndarray:
@@ -221,6 +197,260 @@ def evaluate(q_table: np.ndarray, args: Args, video_dir: str | None = None) -> n
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_runs")
+    check_unit_interval(args, "start_e", "end_e", "exploration_fraction")
+    if args.env_id == "bandit-10":
+        if args.capture_video:
+            fail("--capture-video needs an env that renders; bandit-10 does not")
+        return checkpoint
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Discrete):
+        fail(f"needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
+    if not isinstance(obs_space, gym.spaces.Discrete):
+        fail(f"needs Discrete observations, but {args.env_id} has {obs_space}; use dqn.py or ppo.py")
+    return checkpoint
+
+
+def record_episodes(run, global_step: int, infos: dict, learning, returns, lengths, episodes_done) -> None:
+    """Store the return and length of every training episode that ended in this step, in place; TensorBoard gets the
+    first run's (infos from gymnasium's RecordEpisodeStatistics; a run that has finished learning is left out)."""
+    if "_episode" not in infos:
+        return
+    for i in np.flatnonzero(infos["_episode"] & learning):
+        returns[i, episodes_done[i]], lengths[i, episodes_done[i]] = infos["episode"]["r"][i], infos["episode"]["l"][i]
+        episodes_done[i] += 1
+        if i == 0:
+            log_episode(run, global_step, returns[0, episodes_done[0] - 1], lengths[0, episodes_done[0] - 1])
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    # one env per run (bandit-10: one bandit problem per run)
+    envs = make_envs(args.env_id, args.num_runs, args.seed, run.video_dir if args.capture_video else None)
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    n_states, n_actions = int(envs.single_observation_space.n), int(envs.single_action_space.n)
+
+    q_table = np.zeros((args.num_runs, n_states, n_actions))  # average immediate reward of (s, a), per run
+    counts = np.zeros((args.num_runs, n_states, n_actions), dtype=np.int64)  # N(s, a)
+    if checkpoint:
+        q_table, counts = checkpoint["q_table"], checkpoint["counts"]
+    runs = np.arange(args.num_runs)
+    total_episodes = 0 if checkpoint else args.total_episodes
+    returns = np.zeros((args.num_runs, total_episodes))  # the online return of every training episode, per run
+    lengths = np.zeros((args.num_runs, total_episodes), dtype=np.int64)
+    optimal_actions = np.zeros((args.num_runs, total_episodes), dtype=bool)  # filled on the bandit testbed
+    episodes_done = np.zeros(args.num_runs, dtype=np.int64)
+    global_step, iteration = 0, 0
+    obs, _ = envs.reset(seed=args.seed)
+    while (episodes_done < total_episodes).any():
+        iteration += 1
+        learning = episodes_done < total_episodes  # a run that has finished its episodes stops learning
+        global_step += int(learning.sum())
+        # collect: an ε-greedy step in every run, ε decaying with the run's episode count
+        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * total_episodes, episodes_done)
+        actions = epsilon_greedy(q_table[runs, obs], epsilon, rng)
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        if "optimal_action" in infos:
+            optimal_actions[runs[learning], episodes_done[learning]] = infos["optimal_action"][learning]
+
+        # update: Q(S, A) ← Q(S, A) + (R − Q(S, A)) / N(S, A), the average of the immediate rewards, no bootstrap
+        error = sample_average_update(q_table, counts, obs, actions, rewards, learning)
+        reward_loss = float(np.mean(0.5 * error**2))
+        check_finite(run, global_step, reward_loss=reward_loss)
+        if iteration % 100 == 0:
+            run.writer.add_scalar("losses/reward_loss", reward_loss, global_step)
+        record_episodes(run, global_step, infos, learning, returns, lengths, episodes_done)
+        obs = next_obs
+        log_progress(run, global_step)
+
+    envs.close()
+    np.save(os.path.join(run.dir, "episode_returns.npy"), returns)
+    np.save(os.path.join(run.dir, "episode_lengths.npy"), lengths)
+    if args.env_id == "bandit-10":
+        np.save(os.path.join(run.dir, "optimal_actions.npy"), optimal_actions)
+    eval_returns = evaluate(q_table, args, run.eval_video_dir)
+    final_train_return = returns[:, -10:].mean() if total_episodes else None
+    return finish_run(run, global_step, eval_returns, {"q_table": q_table, "counts": counts}, final_train_return)
+
+
+# Run plumbing: the same block in every numpy script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None. The budget is `total_episodes`, or for a
+    script that learns nothing (and has no --checkpoint) `eval_episodes`."""
+    budget = "total_episodes" if hasattr(args, "total_episodes") else "eval_episodes"
+    checkpoint_path = getattr(args, "checkpoint", None)
+    check_positive(args, *dict.fromkeys(["eval_episodes", *([budget] if checkpoint_path is None else [])]))
+    if checkpoint_path is None:
+        return None
+    if not os.path.isfile(checkpoint_path):
+        fail(f"checkpoint file not found: {checkpoint_path}")
+    try:  # allow_pickle=False: loading a file never runs code from it
+        with np.load(checkpoint_path, allow_pickle=False) as saved:
+            checkpoint = {name: saved[name] for name in saved.files}
+    except Exception as e:
+        fail(f"cannot read checkpoint {checkpoint_path}: {type(e).__name__}")
+    if str(checkpoint.get("algo")) != ALGO:
+        fail(f"{checkpoint_path} is not a checkpoint of {ALGO}.py")
+    if str(checkpoint.get("env_id")) != args.env_id:
+        fail(f"{checkpoint_path} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python and numpy."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    now = time.time()
+    return Run(args, name, run_dir, writer, now, now, now, collections.deque(maxlen=10))
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite (an array: its mean); what was logged so far
+    stays readable."""
+    values = {name: float(np.mean(value)) for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(
+    run: Run, global_step: int, eval_returns, model: dict | None = None, final_train_return: float | None = None
+) -> dict:
+    """Save the model (with --save-model) as `{exp_name}.npz`, log the final evaluation at the last step (of runs ×
+    episodes, the first run's), write summary.json atomically and return it. `final_train_return` defaults to the mean
+    of the last 10 logged training returns (scripts that train many runs side by side pass all runs' mean)."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if model is not None and args.save_model:
+        np.savez(os.path.join(run.dir, f"{args.exp_name}.npz"), algo=ALGO, env_id=args.env_id, **model)
+    for episode_return in np.atleast_2d(eval_returns)[0]:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    if final_train_return is None and run.recent_returns:
+        final_train_return = np.mean(run.recent_returns)
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": None if final_train_return is None else float(final_train_return),
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -241,133 +471,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    rng = np.random.default_rng(args.seed)
-
-    # env setup: one env per run, same-step autoreset, so that no update crosses a reset (see `true_next_obs`)
-    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    envs = make_envs(args.env_id, args.num_runs, args.seed, video_dir)
-    n_states, n_actions = int(envs.single_observation_space.n), int(envs.single_action_space.n)
-
-    q_table = np.zeros((args.num_runs, n_states, n_actions))  # average immediate reward of (s, a), per run
-    counts = np.zeros((args.num_runs, n_states, n_actions), dtype=np.int64)  # N(s, a)
-    if args.checkpoint:
-        saved = np.load(args.checkpoint)
-        q_table, counts = saved["q_table"], saved["counts"]
-    runs = np.arange(args.num_runs)
-    total_episodes = 0 if args.checkpoint else args.total_episodes
-    returns = np.zeros((args.num_runs, total_episodes))  # the online return of every training episode, per run
-    lengths = np.zeros((args.num_runs, total_episodes), dtype=np.int64)
-    optimal_actions = np.zeros((args.num_runs, total_episodes), dtype=bool)  # filled on the bandit testbed
-    episodes_done = np.zeros(args.num_runs, dtype=np.int64)
-    episode_returns = np.zeros(args.num_runs)
-    episode_lengths = np.zeros(args.num_runs, dtype=np.int64)
-    global_step, total_steps = 0, 0
-    start_time = last_print = time.time()
-    obs, _ = envs.reset(seed=args.seed)
-    while (episodes_done < total_episodes).any():
-        global_step += 1
-        learning = episodes_done < total_episodes  # a run that has finished its episodes stops learning
-        total_steps += int(learning.sum())
-        # ALGO LOGIC: ε-greedy behaviour, ε decaying with each run's episode count
-        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * total_episodes, episodes_done)
-        actions = epsilon_greedy(q_table[runs, obs], epsilon, rng)
-
-        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-        if "optimal_action" in infos:
-            optimal_actions[runs[learning], episodes_done[learning]] = infos["optimal_action"][learning]
-
-        # ALGO LOGIC: Q(S, A) ← Q(S, A) + (R − Q(S, A)) / N(S, A): the average of the immediate rewards, no bootstrap
-        error = rewards - q_table[runs, obs, actions]
-        if not np.isfinite(error).all():
-            writer.close()
-            envs.close()
-            fail(f"reward_loss became {error[~np.isfinite(error)][0]} at global step {global_step}; stopping", 1)
-        counts[runs, obs, actions] += learning
-        q_table[runs, obs, actions] += sample_average_step(np.maximum(counts[runs, obs, actions], 1)) * error * learning
-        if global_step % 100 == 0:
-            writer.add_scalar("losses/reward_loss", float(np.mean(0.5 * error**2)), global_step)
-
-        # record every finished episode; TensorBoard gets the first run's
-        episode_returns += rewards
-        episode_lengths += 1
-        for i in np.flatnonzero((terminations | truncations) & learning):
-            returns[i, episodes_done[i]], lengths[i, episodes_done[i]] = episode_returns[i], episode_lengths[i]
-            episodes_done[i] += 1
-            if i == 0:
-                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
-        episode_returns[terminations | truncations] = 0.0
-        episode_lengths[terminations | truncations] = 0
-        obs = next_obs
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(total_steps / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(
-                [returns[i, max(0, n - 10) : n].mean() for i, n in enumerate(episodes_done) if n > 0] or [np.nan]
-            )
-            print(f"step={global_step} sps={sps} episodes={episodes_done.min()} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    envs.close()
-    np.save(os.path.join(run_dir, "episode_returns.npy"), returns)
-    np.save(os.path.join(run_dir, "episode_lengths.npy"), lengths)
-    if args.env_id == "bandit-10":
-        np.save(os.path.join(run_dir, "optimal_actions.npy"), optimal_actions)
-    if args.save_model:
-        np.savez(os.path.join(run_dir, f"{args.exp_name}.npz"), q_table=q_table, counts=counts)
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(q_table, args, eval_video_dir)
-    for i, episode_return in enumerate(eval_returns[0]):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "exploration_bot",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": total_steps,
-        "wall_time_s": wall_time,
-        "sps": total_steps / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(returns[:, -10:])) if total_episodes else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

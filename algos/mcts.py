@@ -34,13 +34,17 @@ starts. MuJoCo envs have Box actions, which the tree's branching on actions does
 Spaces: Discrete actions (any observation space). For Box actions use sac.py or ppo_continuous.py.
 Run: python algos/mcts.py --env-id CartPole-v1
      python algos/mcts.py --env-id tictactoe --opponent minimax --num-simulations 1000
+Benchmarks: benchmarks/results/quick/README.md (CartPole-v1, tictactoe).
+What was tried and measured: benchmarks/NOTES.md#mctspy
 """
 
 # Imports
+import collections
 import copy
 import json
 import math
 import os
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -92,7 +96,7 @@ class Args:
     """the rollouts' moves: uniformly random, or (tictactoe) a winning move if any, else a block, else random"""
 
 
-# Environments, the tree and the algorithm's math
+# The algorithm: the models (tic-tac-toe, a copied gymnasium env), the tree, the four steps of a simulation, search
 TICTACTOE = "tictactoe"
 
 
@@ -279,16 +283,17 @@ def simulate(root: Node, model, args: Args, rng: np.random.Generator, bounds: Mi
 
 
 def search(model, args: Args, rng: np.random.Generator) -> tuple:
-    """`num_simulations` simulations from the model's present state; returns the most visited action and its Q."""
+    """`num_simulations` simulations from the model's present state; returns the most visited action and its Q, or in
+    place of its Q the return of a simulation that was not finite (the search stops there, and the caller on it)."""
     root = Node(model.legal_actions())
     bounds = MinMax()
     for _ in range(args.num_simulations):
         value = simulate(root, model, args, rng, bounds)
         if not math.isfinite(value):
-            raise FloatingPointError(value)
+            break
     # final choice: the most visited action (ties: the higher Q)
     action = max(root.children, key=lambda a: (root.children[a].visits, root.children[a].q()))
-    return action, root.children[action].q()
+    return action, (root.children[action].q() if math.isfinite(value) else value)
 
 
 # Tic-tac-toe's opponents
@@ -327,34 +332,33 @@ def minimax_move(game: TicTacToe, rng: np.random.Generator) -> int:
 OPPONENTS = {"random": random_move, "minimax": minimax_move}
 
 
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
+def make_env(env_id: str, video_dir: str | None):
+    """The played env (recorded with a `video_dir`, every episode)."""
+    if video_dir:
+        env = gym.make(env_id, render_mode="rgb_array")
+        return gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True)
+    return gym.make(env_id)
 
 
+# Playing (there is no training: the search is the whole algorithm)
 def check_args(args: Args) -> None:
     """Reject bad input before anything is written."""
-    for name in ("eval_episodes", "num_simulations", "rollout_depth"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    check_common_args(args)
+    check_positive(args, "num_simulations", "rollout_depth")
     if args.exploration_c < 0:
         fail(f"--exploration-c must not be negative, got {args.exploration_c}")
-    if not 0.0 <= args.gamma <= 1.0:
-        fail(f"--gamma must lie in [0, 1], got {args.gamma}")
+    check_unit_interval(args, "gamma")
     if args.env_id == TICTACTOE:
         if args.capture_video:
             fail("--capture-video needs an env that renders; tictactoe does not")
         return
     if args.rollout_policy == "decisive":
         fail("--rollout-policy decisive needs a game that knows its winning moves (tictactoe)")
+    _, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Discrete):
+        fail(f"needs a Discrete action space, but {args.env_id} has {act_space}; use sac.py or ppo_continuous.py")
+    env = gym.make(args.env_id)
     try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    try:
-        if not isinstance(env.action_space, gym.spaces.Discrete):
-            fail(f"mcts.py needs a Discrete action space, not {env.action_space}; use sac.py or ppo_continuous.py")
         env.reset(seed=args.seed)
         try:  # a copy that cannot step is no model either (a Box2D env's copy has lost its world)
             simulator = copy_model(EnvModel(env.unwrapped), np.random.default_rng(0))
@@ -366,12 +370,227 @@ def check_args(args: Args) -> None:
         env.close()
 
 
-def make_env(env_id: str, video_dir: str | None):
-    """The played env (recorded with a `video_dir`, every episode)."""
-    if video_dir:
-        env = gym.make(env_id, render_mode="rgb_array")
-        return gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True)
-    return gym.make(env_id)
+def train(args: Args) -> dict:
+    check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    returns, global_step = [], 0
+    if args.env_id == TICTACTOE:
+        # every game: MCTS against the opponent; the return is MCTS's result (+1 win, 0 draw, −1 loss)
+        opponent = OPPONENTS[args.opponent]
+        for game_index in range(args.eval_episodes):
+            mcts_first = args.mcts_player == "first" or (args.mcts_player == "alternate" and game_index % 2 == 0)
+            mcts_side, game, length = (1 if mcts_first else -1), TicTacToe(), 0
+            while not game.done:
+                if game.player == mcts_side:
+                    # search from the present position; the model is the game itself
+                    action, q = search(game, args, rng)
+                    check_finite(run, global_step, return_estimate=q)
+                    run.writer.add_scalar("charts/root_q", q, global_step)
+                else:
+                    action = opponent(game, rng)
+                game.step(action)
+                global_step, length = global_step + 1, length + 1
+                log_progress(run, global_step)
+            returns.append(float(game.winner * mcts_side))
+            log_episode(run, global_step, returns[-1], length)
+    else:
+        # the played env, and a second instance in lockstep with it from which the model copies are made
+        env, planning_env = make_env(args.env_id, run.eval_video_dir), gym.make(args.env_id)
+        for episode in range(args.eval_episodes):
+            obs, _ = env.reset(seed=args.seed + episode)
+            planning_obs, _ = planning_env.reset(seed=args.seed + episode)
+            model = EnvModel(planning_env.unwrapped)
+            episode_return, length, done = 0.0, 0, False
+            while not done:
+                # search from the present state on copies of the env, then play the action in both instances
+                action, q = search(model, args, rng)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                planning_obs, *_ = planning_env.step(action)
+                assert np.array_equal(obs, planning_obs), "the planning env fell out of step with the played one"
+                check_finite(run, global_step, return_estimate=q, reward=reward)
+                done, episode_return = terminated or truncated, episode_return + float(reward)
+                global_step, length = global_step + 1, length + 1
+                if global_step % 10 == 0:
+                    run.writer.add_scalar("charts/root_q", q, global_step)
+                log_progress(run, global_step)
+            returns.append(episode_return)
+            log_episode(run, global_step, episode_return, length)
+        env.close()
+        planning_env.close()
+    return finish_run(run, global_step, returns)
+
+
+# Run plumbing: the same block in every numpy script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None. The budget is `total_episodes`, or for a
+    script that learns nothing (and has no --checkpoint) `eval_episodes`."""
+    budget = "total_episodes" if hasattr(args, "total_episodes") else "eval_episodes"
+    checkpoint_path = getattr(args, "checkpoint", None)
+    check_positive(args, *dict.fromkeys(["eval_episodes", *([budget] if checkpoint_path is None else [])]))
+    if checkpoint_path is None:
+        return None
+    if not os.path.isfile(checkpoint_path):
+        fail(f"checkpoint file not found: {checkpoint_path}")
+    try:  # allow_pickle=False: loading a file never runs code from it
+        with np.load(checkpoint_path, allow_pickle=False) as saved:
+            checkpoint = {name: saved[name] for name in saved.files}
+    except Exception as e:
+        fail(f"cannot read checkpoint {checkpoint_path}: {type(e).__name__}")
+    if str(checkpoint.get("algo")) != ALGO:
+        fail(f"{checkpoint_path} is not a checkpoint of {ALGO}.py")
+    if str(checkpoint.get("env_id")) != args.env_id:
+        fail(f"{checkpoint_path} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python and numpy."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    now = time.time()
+    return Run(args, name, run_dir, writer, now, now, now, collections.deque(maxlen=10))
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite (an array: its mean); what was logged so far
+    stays readable."""
+    values = {name: float(np.mean(value)) for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(
+    run: Run, global_step: int, eval_returns, model: dict | None = None, final_train_return: float | None = None
+) -> dict:
+    """Save the model (with --save-model) as `{exp_name}.npz`, log the final evaluation at the last step (of runs ×
+    episodes, the first run's), write summary.json atomically and return it. `final_train_return` defaults to the mean
+    of the last 10 logged training returns (scripts that train many runs side by side pass all runs' mean)."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if model is not None and args.save_model:
+        np.savez(os.path.join(run.dir, f"{args.exp_name}.npz"), algo=ALGO, env_id=args.env_id, **model)
+    for episode_return in np.atleast_2d(eval_returns)[0]:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    if final_train_return is None and run.recent_returns:
+        final_train_return = np.mean(run.recent_returns)
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": None if final_train_return is None else float(final_train_return),
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
 
 
 def make_run_dir(args: Args) -> tuple:
@@ -394,131 +613,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Playing (there is no training: the search is the whole algorithm)
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    rng = np.random.default_rng(args.seed)
-
-    def stop_on_nan(value) -> NoReturn:
-        writer.close()
-        fail(f"the search's return estimate became {value} at global step {global_step} (a reward was {value})", 1)
-
-    returns, lengths = [], []
-    global_step, moves = 0, 0
-    start_time = last_print = time.time()
-    if args.env_id == TICTACTOE:
-        # every game: MCTS against the opponent; the return is MCTS's result (+1 win, 0 draw, −1 loss)
-        opponent = OPPONENTS[args.opponent]
-        for game_index in range(args.eval_episodes):
-            mcts_first = args.mcts_player == "first" or (args.mcts_player == "alternate" and game_index % 2 == 0)
-            mcts_side = 1 if mcts_first else -1
-            game = TicTacToe()
-            while not game.done:
-                if game.player == mcts_side:
-                    # ALGO LOGIC: search from the present position; the model is the game itself
-                    try:
-                        action, q = search(game, args, rng)
-                    except FloatingPointError as e:
-                        stop_on_nan(e.args[0])
-                    writer.add_scalar("charts/root_q", q, moves)
-                    moves += 1
-                else:
-                    action = opponent(game, rng)
-                game.step(action)
-                global_step += 1
-            returns.append(float(game.winner * mcts_side))
-            lengths.append(global_step - sum(lengths))
-            writer.add_scalar("charts/episodic_return", returns[-1], global_step)
-            writer.add_scalar("charts/episodic_length", lengths[-1], global_step)
-            print(f"game={game_index + 1} mcts_first={mcts_first} result={returns[-1]:+.0f}", flush=True)
-    else:
-        # the played env, and a second instance in lockstep with it from which the model copies are made
-        video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-        env, planning_env = make_env(args.env_id, video_dir), gym.make(args.env_id)
-        for episode in range(args.eval_episodes):
-            obs, _ = env.reset(seed=args.seed + episode)
-            planning_obs, _ = planning_env.reset(seed=args.seed + episode)
-            model = EnvModel(planning_env.unwrapped)
-            episode_return, episode_length, done = 0.0, 0, False
-            while not done:
-                # ALGO LOGIC: search from the present state on copies of the env
-                try:
-                    action, q = search(model, args, rng)
-                except FloatingPointError as e:
-                    stop_on_nan(e.args[0])
-                obs, reward, terminated, truncated, _ = env.step(action)
-                planning_obs, *_ = planning_env.step(action)
-                assert np.array_equal(obs, planning_obs), "the planning env fell out of step with the played one"
-                if not math.isfinite(reward):
-                    stop_on_nan(reward)
-                done = terminated or truncated
-                episode_return += float(reward)
-                episode_length += 1
-                global_step += 1
-                if global_step % 10 == 0:
-                    writer.add_scalar("charts/root_q", q, global_step)
-                if time.time() - last_print >= 2.0:
-                    last_print = time.time()
-                    sps = global_step / (last_print - start_time)
-                    writer.add_scalar("charts/SPS", sps, global_step)
-                    print(
-                        f"step={global_step} sps={sps:.1f} episode={episode + 1} return_so_far={episode_return:.1f}",
-                        flush=True,
-                    )
-            returns.append(episode_return)
-            lengths.append(episode_length)
-            writer.add_scalar("charts/episodic_return", episode_return, global_step)
-            writer.add_scalar("charts/episodic_length", episode_length, global_step)
-            print(f"episode={episode + 1} return={episode_return:.1f} length={episode_length}", flush=True)
-        env.close()
-        planning_env.close()
-
-    wall_time = time.time() - start_time
-    for i, episode_return in enumerate(returns):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "mcts",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": global_step,
-        "wall_time_s": wall_time,
-        "sps": global_step / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(returns)),
-        "eval_return_std": float(np.std(returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(returns[-10:])),
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":

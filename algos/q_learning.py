@@ -14,11 +14,14 @@ book's figures average many runs); their episodes' returns and lengths are saved
 Spaces: Discrete observations and Discrete actions (FrozenLake-v1, Taxi-v4, CliffWalking-v1, ...); for Box
 observations use dqn.py (Discrete actions) or ppo_continuous.py (Box actions).
 Run: python algos/q_learning.py --env-id CliffWalking-v1
+Benchmarks: benchmarks/results/quick/README.md (CliffWalking-v1).
 """
 
 # Imports
+import collections
 import json
 import os
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -73,40 +76,9 @@ class Args:
     """fraction of `total_episodes` over which ε falls linearly from `start_e` to `end_e`"""
 
 
-# Environment, table and the algorithm's math
-EVAL_STEP_LIMIT = (
-    1_000  # an evaluation episode of an env without a time limit is cut off here (a greedy policy may loop)
-)
-
-
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Stop with one clear line on stderr and exit status `status` (2: bad input)."""
-    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
-def check_args(args: Args) -> None:
-    """Reject bad input before anything is written."""
-    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
-        fail(f"checkpoint file not found: {args.checkpoint}")
-    if args.checkpoint is None and args.total_episodes <= 0:
-        fail(f"--total-episodes must be positive, got {args.total_episodes}")
-    for name in ("num_runs", "eval_episodes"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ("alpha", "gamma", "start_e", "end_e", "exploration_fraction"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
-    try:
-        env = gym.make(args.env_id)
-    except (gym.error.Error, ModuleNotFoundError) as e:
-        fail(f"cannot make env {args.env_id!r}: {e}")
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
-    if not isinstance(act_space, gym.spaces.Discrete):
-        fail(f"q_learning.py needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
-    if not isinstance(obs_space, gym.spaces.Discrete):
-        fail(f"q_learning.py needs Discrete observations, but {args.env_id} has {obs_space}; use dqn.py or ppo.py")
+# The algorithm: environments, ε-greedy, the TD target and update, and the greedy evaluation
+# an evaluation episode of an env without a time limit is cut off here (a greedy policy may loop)
+EVAL_STEP_LIMIT = 1_000
 
 
 def make_env(env_id: str, idx: int, video_dir: str | None, max_episode_steps: int | None, record_first: int | None):
@@ -152,12 +124,6 @@ def epsilon_greedy(q_values: np.ndarray, epsilon, rng: np.random.Generator) -> n
     return np.where(rng.random(len(q_values)) < epsilon, random_actions, greedy)
 
 
-def td_target(rewards, next_q_values, terminations, gamma: float):
-    """Q-learning's target R + γ (1 − terminated) max_a Q(S', a) for each run; next_q_values is runs × actions.
-    A terminal state is worth 0; a truncated episode is not terminal and bootstraps."""
-    return rewards + gamma * (1.0 - terminations) * next_q_values.max(axis=-1)
-
-
 def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     """The observation each env's step led to. With same-step autoreset, `next_obs` of an env whose episode just ended
     is already the first observation of its next episode; the observation the episode ended in is in `final_obs`."""
@@ -167,6 +133,21 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     for i in np.flatnonzero(infos["_final_obs"]):
         real[i] = infos["final_obs"][i]
     return real
+
+
+def td_target(rewards, next_q_values, terminations, gamma: float):
+    """Q-learning's target R + γ (1 − terminated) max_a Q(S', a) for each run; next_q_values is runs × actions.
+    A terminal state is worth 0; a truncated episode is not terminal and bootstraps."""
+    return rewards + gamma * (1.0 - terminations) * next_q_values.max(axis=-1)
+
+
+def td_update(q_table: np.ndarray, obs, actions, target, alpha) -> np.ndarray:
+    """Q(S, A) ← Q(S, A) + α [target − Q(S, A)] in each run's table (runs × states × actions), in place; α may be an
+    array (0 leaves a run's table alone). Returns the TD errors."""
+    runs = np.arange(len(q_table))
+    td_error = target - q_table[runs, obs, actions]
+    q_table[runs, obs, actions] += alpha * td_error
+    return td_error
 
 
 def evaluate(q_table: np.ndarray, args: Args, video_dir: str | None = None) -> np.ndarray:
@@ -193,6 +174,251 @@ def evaluate(q_table: np.ndarray, args: Args, video_dir: str | None = None) -> n
     return returns
 
 
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    check_positive(args, "num_runs")
+    check_unit_interval(args, "alpha", "gamma", "start_e", "end_e", "exploration_fraction")
+    obs_space, act_space = env_spaces(args.env_id)
+    if not isinstance(act_space, gym.spaces.Discrete):
+        fail(f"needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
+    if not isinstance(obs_space, gym.spaces.Discrete):
+        fail(f"needs Discrete observations, but {args.env_id} has {obs_space}; use dqn.py or ppo.py")
+    return checkpoint
+
+
+def record_episodes(run, global_step: int, infos: dict, learning, returns, lengths, episodes_done) -> None:
+    """Store the return and length of every training episode that ended in this step, in place; TensorBoard gets the
+    first run's (infos from gymnasium's RecordEpisodeStatistics; a run that has finished learning is left out)."""
+    if "_episode" not in infos:
+        return
+    for i in np.flatnonzero(infos["_episode"] & learning):
+        returns[i, episodes_done[i]], lengths[i, episodes_done[i]] = infos["episode"]["r"][i], infos["episode"]["l"][i]
+        episodes_done[i] += 1
+        if i == 0:
+            log_episode(run, global_step, returns[0, episodes_done[0] - 1], lengths[0, episodes_done[0] - 1])
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    # one env per run, same-step autoreset, so that no update crosses a reset (see `true_next_obs`)
+    envs = make_envs(args.env_id, args.num_runs, run.video_dir if args.capture_video else None)
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    n_states, n_actions = int(envs.single_observation_space.n), int(envs.single_action_space.n)
+
+    q_table = np.zeros((args.num_runs, n_states, n_actions))  # Q(s, a) per run; a terminal state keeps its zeros
+    if checkpoint:
+        q_table = checkpoint["q_table"]
+    runs = np.arange(args.num_runs)
+    total_episodes = 0 if checkpoint else args.total_episodes
+    returns = np.zeros((args.num_runs, total_episodes))  # the online return of every training episode, per run
+    lengths = np.zeros((args.num_runs, total_episodes), dtype=np.int64)
+    episodes_done = np.zeros(args.num_runs, dtype=np.int64)
+    global_step, iteration = 0, 0
+    obs, _ = envs.reset(seed=args.seed)
+    while (episodes_done < total_episodes).any():
+        iteration += 1
+        learning = episodes_done < total_episodes  # a run that has finished its episodes stops learning
+        global_step += int(learning.sum())
+        # collect: an ε-greedy step in every run, ε decaying with the run's episode count
+        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * total_episodes, episodes_done)
+        actions = epsilon_greedy(q_table[runs, obs], epsilon, rng)
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+
+        # update: Q(S, A) ← Q(S, A) + α [R + γ max_a Q(S', a) − Q(S, A)]
+        target = td_target(rewards, q_table[runs, true_next_obs(next_obs, infos)], terminations, args.gamma)
+        td_error = td_update(q_table, obs, actions, target, args.alpha * learning)
+        td_loss = float(np.mean(0.5 * td_error**2))
+        check_finite(run, global_step, td_loss=td_loss)
+        if iteration % 100 == 0:
+            run.writer.add_scalar("losses/td_loss", td_loss, global_step)
+        record_episodes(run, global_step, infos, learning, returns, lengths, episodes_done)
+        obs = next_obs
+        log_progress(run, global_step)
+
+    envs.close()
+    np.save(os.path.join(run.dir, "episode_returns.npy"), returns)
+    np.save(os.path.join(run.dir, "episode_lengths.npy"), lengths)
+    eval_returns = evaluate(q_table, args, run.eval_video_dir)
+    final_train_return = returns[:, -10:].mean() if total_episodes else None
+    return finish_run(run, global_step, eval_returns, {"q_table": q_table}, final_train_return)
+
+
+# Run plumbing: the same block in every numpy script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None. The budget is `total_episodes`, or for a
+    script that learns nothing (and has no --checkpoint) `eval_episodes`."""
+    budget = "total_episodes" if hasattr(args, "total_episodes") else "eval_episodes"
+    checkpoint_path = getattr(args, "checkpoint", None)
+    check_positive(args, *dict.fromkeys(["eval_episodes", *([budget] if checkpoint_path is None else [])]))
+    if checkpoint_path is None:
+        return None
+    if not os.path.isfile(checkpoint_path):
+        fail(f"checkpoint file not found: {checkpoint_path}")
+    try:  # allow_pickle=False: loading a file never runs code from it
+        with np.load(checkpoint_path, allow_pickle=False) as saved:
+            checkpoint = {name: saved[name] for name in saved.files}
+    except Exception as e:
+        fail(f"cannot read checkpoint {checkpoint_path}: {type(e).__name__}")
+    if str(checkpoint.get("algo")) != ALGO:
+        fail(f"{checkpoint_path} is not a checkpoint of {ALGO}.py")
+    if str(checkpoint.get("env_id")) != args.env_id:
+        fail(f"{checkpoint_path} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python and numpy."""
+    name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    now = time.time()
+    return Run(args, name, run_dir, writer, now, now, now, collections.deque(maxlen=10))
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite (an array: its mean); what was logged so far
+    stays readable."""
+    values = {name: float(np.mean(value)) for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        run.writer.close()
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    now = run.last_step_time = time.time()
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
+        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+
+
+def finish_run(
+    run: Run, global_step: int, eval_returns, model: dict | None = None, final_train_return: float | None = None
+) -> dict:
+    """Save the model (with --save-model) as `{exp_name}.npz`, log the final evaluation at the last step (of runs ×
+    episodes, the first run's), write summary.json atomically and return it. `final_train_return` defaults to the mean
+    of the last 10 logged training returns (scripts that train many runs side by side pass all runs' mean)."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if model is not None and args.save_model:
+        np.savez(os.path.join(run.dir, f"{args.exp_name}.npz"), algo=ALGO, env_id=args.env_id, **model)
+    for episode_return in np.atleast_2d(eval_returns)[0]:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    run.writer.close()
+    if final_train_return is None and run.recent_returns:
+        final_train_return = np.mean(run.recent_returns)
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": None if final_train_return is None else float(final_train_return),
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
@@ -213,126 +439,6 @@ def write_summary(run_dir: str, summary: dict) -> None:
     with open(tmp_path, "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
-
-
-# Training
-def train(args: Args) -> dict:
-    check_args(args)
-    run_name, run_dir = make_run_dir(args)
-    if args.track:
-        import wandb
-
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=asdict(args),
-            name=run_name,
-            dir=run_dir,
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    # seeding
-    rng = np.random.default_rng(args.seed)
-
-    # env setup: one env per run, same-step autoreset, so that no update crosses a reset (see `true_next_obs`)
-    envs = make_envs(args.env_id, args.num_runs, os.path.join(run_dir, "videos") if args.capture_video else None)
-    n_states, n_actions = int(envs.single_observation_space.n), int(envs.single_action_space.n)
-
-    q_table = np.zeros((args.num_runs, n_states, n_actions))  # Q(s, a) per run; a terminal state keeps its zeros
-    if args.checkpoint:
-        q_table = np.load(args.checkpoint)["q_table"]
-    runs = np.arange(args.num_runs)
-    total_episodes = 0 if args.checkpoint else args.total_episodes
-    returns = np.zeros((args.num_runs, total_episodes))  # the online return of every training episode, per run
-    lengths = np.zeros((args.num_runs, total_episodes), dtype=np.int64)
-    episodes_done = np.zeros(args.num_runs, dtype=np.int64)
-    episode_returns = np.zeros(args.num_runs)
-    episode_lengths = np.zeros(args.num_runs, dtype=np.int64)
-    global_step, total_steps = 0, 0
-    start_time = last_print = time.time()
-    obs, _ = envs.reset(seed=args.seed)
-    while (episodes_done < total_episodes).any():
-        global_step += 1
-        learning = episodes_done < total_episodes  # a run that has finished its episodes stops learning
-        total_steps += int(learning.sum())
-        # ALGO LOGIC: ε-greedy behaviour, ε decaying with each run's episode count
-        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * total_episodes, episodes_done)
-        actions = epsilon_greedy(q_table[runs, obs], epsilon, rng)
-
-        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
-        real_next_obs = true_next_obs(next_obs, infos)
-
-        # ALGO LOGIC: Q(S, A) ← Q(S, A) + α [R + γ max_a Q(S', a) − Q(S, A)]
-        target = td_target(rewards, q_table[runs, real_next_obs], terminations, args.gamma)
-        td_error = target - q_table[runs, obs, actions]
-        if not np.isfinite(td_error).all():
-            writer.close()
-            envs.close()
-            fail(f"td_loss became {td_error[~np.isfinite(td_error)][0]} at global step {global_step}; stopping", 1)
-        q_table[runs, obs, actions] += args.alpha * td_error * learning
-        if global_step % 100 == 0:
-            writer.add_scalar("losses/td_loss", float(np.mean(0.5 * td_error**2)), global_step)
-
-        # record every finished episode; TensorBoard gets the first run's
-        episode_returns += rewards
-        episode_lengths += 1
-        for i in np.flatnonzero((terminations | truncations) & learning):
-            returns[i, episodes_done[i]], lengths[i, episodes_done[i]] = episode_returns[i], episode_lengths[i]
-            episodes_done[i] += 1
-            if i == 0:
-                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
-        episode_returns[terminations | truncations] = 0.0
-        episode_lengths[terminations | truncations] = 0
-        obs = next_obs
-
-        if time.time() - last_print >= 2.0:
-            last_print = time.time()
-            sps = int(total_steps / (last_print - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            recent = np.mean(
-                [returns[i, max(0, n - 10) : n].mean() for i, n in enumerate(episodes_done) if n > 0] or [np.nan]
-            )
-            print(f"step={global_step} sps={sps} episodes={episodes_done.min()} recent_return={recent:.1f}", flush=True)
-
-    wall_time = time.time() - start_time
-    envs.close()
-    np.save(os.path.join(run_dir, "episode_returns.npy"), returns)
-    np.save(os.path.join(run_dir, "episode_lengths.npy"), lengths)
-    if args.save_model:
-        np.savez(os.path.join(run_dir, f"{args.exp_name}.npz"), q_table=q_table)
-
-    eval_video_dir = os.path.join(run_dir, "videos", "eval") if args.capture_video else None
-    eval_returns = evaluate(q_table, args, eval_video_dir)
-    for i, episode_return in enumerate(eval_returns[0]):
-        writer.add_scalar("eval/episodic_return", episode_return, i)
-    writer.close()
-
-    summary = {
-        "algo": "q_learning",
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": total_steps,
-        "wall_time_s": wall_time,
-        "sps": total_steps / wall_time if wall_time > 0 else 0.0,
-        "eval_return_mean": float(np.mean(eval_returns)),
-        "eval_return_std": float(np.std(eval_returns)),
-        "eval_episodes": args.eval_episodes,
-        "final_train_return": float(np.mean(returns[:, -10:])) if total_episodes else None,
-        "args": asdict(args),
-    }
-    write_summary(run_dir, summary)
-    print(
-        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run_dir}"
-    )
-    if args.track:
-        wandb.finish()
-    return summary
 
 
 if __name__ == "__main__":
