@@ -29,9 +29,10 @@ ALGOS = sorted(SMOKE_ARGS)
 LEARNERS = [name for name in ALGOS if name not in PLANNERS]  # the scripts that train: they log losses, save models
 TORCH_LEARNERS = [name for name in LEARNERS if hasattr(load_algo(name), "torch")]  # their models are torch checkpoints
 # Per script: an env of its spaces whose rewards turn NaN (tests/fake_envs.py; dyna-maze registers itself only when
-# dyna_q.py is imported, after fake_envs wraps the registry's envs, so dyna_q uses Cliff Walking's; A3C's workers are other processes, which import the module by the id;
-# mcts.py's first CartPole episode may outlast the 50 steps before the NaN, while Cliff Walking's are cut at 100; the
-# multi-agent scripts' smoke env, an mpe2 one, is not a gymnasium env: they use Level-Based Foraging's, which is).
+# dyna_q.py is imported, after fake_envs wraps the registry's envs, so dyna_q uses Cliff Walking's; A3C's workers are
+# other processes, which import the module by the id; mcts.py's first CartPole episode may outlast the 50 steps before
+# the NaN, while Cliff Walking's are cut at 100; the multi-agent scripts' smoke env, an mpe2 one, is not a gymnasium
+# env: they use Level-Based Foraging's, which is).
 NAN_ENV = {name: f"NanReward{smoke_env_id(name)}" for name in ALGOS} | {
     "dyna_q": "NanRewardCliffWalking-v1",
     "a3c": "fake_envs:NanRewardCartPole-v1",
