@@ -44,6 +44,7 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 
 # Arguments
@@ -444,7 +445,7 @@ def train(args: Args) -> dict:
             except queue.Empty:
                 dead = [p for p in workers if p.exitcode not in (None, 0)]
                 if dead:  # killed without a word (out of memory, a signal)
-                    run.writer.close()
+                    close_run(run)
                     fail(f"{dead[0].name} died with exit code {dead[0].exitcode}", status=1)
                 kind = None
             if kind == "episode":
@@ -460,7 +461,7 @@ def train(args: Args) -> dict:
             elif kind == "error":
                 message, worker_traceback = content
                 print(worker_traceback, file=sys.stderr, end="")
-                run.writer.close()
+                close_run(run)
                 fail(message, status=1)
             elif kind == "done":
                 running -= 1
@@ -470,7 +471,8 @@ def train(args: Args) -> dict:
             if process.is_alive():
                 process.terminate()
         for process in workers:
-            process.join()
+            if process.pid is not None:  # started (a Ctrl-C can come while they are being started)
+                process.join()
 
     eval_returns = evaluate(
         shared_agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
@@ -510,6 +512,8 @@ def env_spaces(env_id: str) -> tuple:
         fail(f"cannot make env {env_id!r}: {e}")
     spaces = env.observation_space, env.action_space
     env.close()
+    if isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3:
+        fail(f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors (see README for pixels)")
     return spaces
 
 
@@ -546,6 +550,11 @@ class Run:
     last_step_time: float
     last_print: float
     recent_returns: collections.deque
+    bar: tqdm | None = None
+    counts_episodes: bool = False
+    episodes: int = 0
+    global_step: int = 0
+    previous_sigint: object = None
 
     @property
     def video_dir(self) -> str:
@@ -558,6 +567,10 @@ class Run:
 
 def start_run(args: Args) -> Run:
     """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    try:  # Ctrl-C while the run is set up is ignored (a handler can be set in the main thread only)
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        previous_sigint = None
     name, run_dir = make_run_dir(args)
     if args.track:
         import wandb
@@ -582,7 +595,7 @@ def start_run(args: Args) -> Run:
     torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
     cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
     now = time.time()
-    return Run(
+    run = Run(
         args,
         name,
         run_dir,
@@ -593,6 +606,19 @@ def start_run(args: Args) -> Run:
         now,
         collections.deque(maxlen=10),
     )
+    budget = next(name for name in ("total_timesteps", "total_episodes", "eval_episodes") if hasattr(args, name))
+    run.counts_episodes = budget != "total_timesteps"
+    run.bar = tqdm(
+        total=0 if getattr(args, "checkpoint", None) else getattr(args, budget),
+        unit="episode" if run.counts_episodes else "step",
+        disable=not sys.stdout.isatty(),  # a bar for a person at a terminal; logs and pipes stay quiet
+        file=sys.stdout,
+        dynamic_ncols=True,
+    )
+    if previous_sigint is not None:  # from here on, Ctrl-C ends the run with one line and a marked folder
+        run.previous_sigint = previous_sigint
+        signal.signal(signal.SIGINT, lambda *_: interrupt(run))
+    return run
 
 
 def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
@@ -600,6 +626,7 @@ def log_episode(run: Run, global_step: int, episode_return: float, episode_lengt
     run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
     run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
     run.recent_returns.append(float(episode_return))
+    run.episodes += 1
 
 
 def log_episodes(run: Run, global_step: int, infos: dict) -> None:
@@ -613,21 +640,25 @@ def check_finite(run: Run, global_step: int, **values) -> None:
     """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
     values = {name: torch.as_tensor(value).item() for name, value in values.items()}
     if not np.isfinite(list(values.values())).all():
-        run.writer.close()
+        close_run(run)
         listed = ", ".join(f"{name}={value}" for name, value in values.items())
         fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
 
 
 def log_progress(run: Run, global_step: int, **extra: float) -> None:
-    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and prints a line."""
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and moves the progress
+    bar (steps or episodes of the budget, with the recent return and `extra`)."""
     now = run.last_step_time = time.time()
+    run.global_step = global_step
     if now - run.last_print >= 2.0:
         run.last_print = now
         sps = int(global_step / (now - run.start_time))
         run.writer.add_scalar("charts/SPS", sps, global_step)
         recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
-        shown = "".join(f" {name}={value:.3g}" for name, value in extra.items())
-        print(f"step={global_step} sps={sps} recent_return={recent}{shown}", flush=True)
+        run.bar.set_postfix(
+            recent_return=recent, **{name: f"{value:.3g}" for name, value in extra.items()}, refresh=False
+        )
+        run.bar.update((run.episodes if run.counts_episodes else global_step) - run.bar.n)
 
 
 def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
@@ -638,7 +669,7 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
         torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
     for episode_return in eval_returns:
         run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
-    run.writer.close()
+    close_run(run)
     summary = {
         "algo": ALGO,
         "env_id": args.env_id,
@@ -663,18 +694,40 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
     return summary
 
 
+def close_run(run: Run) -> None:
+    """Close the progress bar (at the last step) and TensorBoard, and give Ctrl-C back its meaning before the run."""
+    run.bar.update((run.episodes if run.counts_episodes else run.global_step) - run.bar.n)
+    run.bar.close()
+    run.writer.close()
+    if run.previous_sigint is not None:
+        signal.signal(signal.SIGINT, run.previous_sigint)
+
+
+def interrupt(run: Run) -> NoReturn:
+    """Ctrl-C: keep what was logged, mark the folder (interrupted.json) and stop with one line and exit status 130."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut this short
+    run.previous_sigint = None
+    close_run(run)
+    with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
+        json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)
+    fail(f"interrupted at global step {run.global_step}; what was logged is kept in {run.dir}", status=130)
+
+
 def make_run_dir(args: Args) -> tuple:
     """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
     same name, the later one takes the next free second."""
-    os.makedirs(args.log_dir, exist_ok=True)
-    unix_time = int(time.time())
-    while True:
-        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
-        try:
-            os.mkdir(os.path.join(args.log_dir, run_name))
-            return run_name, os.path.join(args.log_dir, run_name)
-        except FileExistsError:
-            unix_time += 1
+    try:
+        os.makedirs(args.log_dir, exist_ok=True)
+        unix_time = int(time.time())
+        while True:
+            run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
+            try:
+                os.mkdir(os.path.join(args.log_dir, run_name))
+                return run_name, os.path.join(args.log_dir, run_name)
+            except FileExistsError:
+                unix_time += 1
+    except OSError as e:
+        fail(f"cannot make a run folder in --log-dir {args.log_dir}: {e.strerror}")
 
 
 def write_summary(run_dir: str, summary: dict) -> None:

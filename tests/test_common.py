@@ -3,6 +3,9 @@ NaN handling, saving and re-evaluating a model, video capture, tracking and --he
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import types
 
 import pytest
@@ -11,6 +14,7 @@ from helpers import (
     ALGO_FILES,
     BUDGET,
     PLANNERS,
+    REPO,
     SMOKE_ARGS,
     SUMMARY_KEYS,
     WRONG_SPACE,
@@ -19,10 +23,12 @@ from helpers import (
     model_file,
     only_run_dir,
     read_scalars,
+    run_dirs,
     run_script,
     scalar_tags,
     smoke_args,
     smoke_env_id,
+    wait_until,
 )
 
 ALGOS = sorted(SMOKE_ARGS)
@@ -198,3 +204,97 @@ def test_runs_started_in_the_same_second_get_their_own_folders(name, tmp_path, m
     assert first_name == f"{args.env_id}__{name}__1__1700000000"
     assert second_name == f"{args.env_id}__{name}__1__1700000001"  # the next free second
     assert os.path.isdir(first_dir) and os.path.isdir(second_dir)
+
+
+def test_a_log_dir_that_is_a_file_fails_cleanly(tmp_path):
+    for name in ("dqn", "q_learning"):  # the torch block and the numpy block
+        not_a_folder = tmp_path / f"{name}-runs"
+        not_a_folder.write_text("a file, not a folder")
+        result = run_script(name, "--log-dir", str(not_a_folder))
+        assert_clean_failure(result, tmp_path / "nothing-here", "--log-dir", str(not_a_folder))
+        assert not_a_folder.read_text() == "a file, not a folder"
+
+
+# Scripts whose networks take flat vectors refuse image observations, naming where to look instead; CarRacing-v3
+# observes 96×96×3 frames (it used to fill the machine's memory through sac.py's flattened replay buffer).
+IMAGE_REFUSERS = [name for name in ALGOS if "env_spaces(args.env_id)" in open(load_algo(name).__file__).read()]
+
+
+@pytest.mark.parametrize("name", IMAGE_REFUSERS)
+def test_an_image_observation_env_is_refused(name, tmp_path):
+    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", "CarRacing-v3")
+    assert_clean_failure(result, tmp_path, "CarRacing-v3", "images", "README")
+
+
+# Ctrl-C: one line naming the step and the kept folder, exit status 130, and the folder marked as interrupted. A budget
+# far beyond what runs before the signal; the signal is repeated until the script exits, since Ctrl-C is ignored while
+# a run is being set up (from just before its folder appears until its handler is in place).
+LONG_BUDGET = {"total_timesteps": 10_000_000, "total_episodes": 10_000_000, "eval_episodes": 100_000}
+
+
+@pytest.mark.parametrize("name", ALGOS)
+def test_ctrl_c_ends_with_one_line_and_a_marked_folder(name, tmp_path):
+    budget_flag = "--" + BUDGET[name].replace("_", "-")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
+    cli = ["--log-dir", str(tmp_path), "--env-id", smoke_env_id(name), budget_flag, str(LONG_BUDGET[BUDGET[name]])]
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "algos", f"{name}.py"), *cli],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        run_dir = wait_until(lambda: run_dirs(tmp_path), "the run folder")[0]
+
+        def interrupted():
+            process.send_signal(signal.SIGINT)
+            try:
+                return process.wait(timeout=1.0) is not None
+            except subprocess.TimeoutExpired:
+                return False
+
+        wait_until(interrupted, "the script to stop after Ctrl-C", every_s=0.0)
+        stderr = process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert "interrupted at global step" in lines[0] and run_dir in lines[0]
+    with open(os.path.join(run_dir, "interrupted.json")) as f:
+        assert json.load(f)["global_step"] >= 0
+    assert not os.path.exists(os.path.join(run_dir, "summary.json"))  # an interrupted run is not a finished one
+
+
+def test_a_progress_bar_at_a_terminal_and_quiet_in_a_pipe(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, os.path.join(REPO, "algos", "dqn.py"), "--total-timesteps", "6000"]
+    # at a terminal: tqdm's bar with the share done, the rate, the time left, and the recent return
+    terminal, script_side = pty.openpty()
+    fcntl.ioctl(script_side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
+    process = subprocess.Popen([*cli, "--log-dir", str(tmp_path / "tty")], stdout=script_side, env=env)
+    os.close(script_side)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the script closed its side
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert process.wait() == 0
+    text = shown.decode(errors="replace")
+    assert "100%|" in text and "6000/6000" in text and "step/s" in text and "recent_return=" in text, text
+    # in a pipe: only the final line
+    result = run_script("dqn", "--total-timesteps", "6000", "--log-dir", str(tmp_path / "pipe"))
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and len(lines) == 1 and lines[0].startswith("eval_return_mean="), result.stdout
