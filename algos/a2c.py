@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -358,7 +359,7 @@ def train(args: Args) -> dict:
 
     agent = Agent(obs_dim, act_space).to(run.device)
     if checkpoint:
-        agent.load_state_dict(checkpoint["agent"])
+        load_weights(run, agent, checkpoint["agent"])
     optimizer = torch.optim.RMSprop(
         agent.parameters(), lr=args.learning_rate, alpha=args.rmsprop_alpha, eps=args.rmsprop_eps
     )
@@ -607,6 +608,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

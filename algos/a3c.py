@@ -30,6 +30,7 @@ import math
 import os
 import queue
 import random
+import shutil
 import signal
 import sys
 import time
@@ -420,7 +421,7 @@ def train(args: Args) -> dict:
     obs_space, act_space = env_spaces(args.env_id)
     shared_agent = Agent(int(np.prod(obs_space.shape)), act_space)
     if checkpoint:
-        shared_agent.load_state_dict(checkpoint["agent"])
+        load_weights(run, shared_agent, checkpoint["agent"])
     shared_agent.share_memory()
     square_avgs = [torch.zeros_like(param).share_memory_() for param in shared_agent.parameters()]
 
@@ -692,6 +693,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

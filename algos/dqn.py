@@ -19,6 +19,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -268,7 +269,7 @@ def train(args: Args) -> dict:
 
     q_network = QNetwork(obs_dim, n_actions).to(run.device)
     if checkpoint:
-        q_network.load_state_dict(checkpoint["q_network"])
+        load_weights(run, q_network, checkpoint["q_network"])
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(obs_dim, n_actions).to(run.device)
     target_network.load_state_dict(q_network.state_dict())
@@ -528,6 +529,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

@@ -55,6 +55,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -567,7 +568,7 @@ def train(args: Args) -> dict:
         buffers.append(ReplayBuffer(args.buffer_size, obs_dim, act_dim, goal_dim, run.device, args.seed + level))
     if checkpoint:
         for actor, state in zip(actors, checkpoint["actors"], strict=True):
-            actor.load_state_dict(state)
+            load_weights(run, actor, state)
 
     recent_successes = collections.deque(maxlen=10)
     global_step = 0
@@ -831,6 +832,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

@@ -45,6 +45,7 @@ import importlib.util
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -520,7 +521,7 @@ def train(args: Args) -> dict:
     policies = Policies(n_agents, obs_dim, act_dims, args.hidden_dim, args.share_parameters).to(run.device)
     critics = Critics(n_agents, obs_dim, max(act_dims), args.hidden_dim, args.share_parameters).to(run.device)
     if checkpoint:
-        policies.load_state_dict(checkpoint["policies"])
+        load_weights(run, policies, checkpoint["policies"])
     target_policies = Policies(n_agents, obs_dim, act_dims, args.hidden_dim, args.share_parameters).to(run.device)
     target_critics = Critics(n_agents, obs_dim, max(act_dims), args.hidden_dim, args.share_parameters).to(run.device)
     target_policies.load_state_dict(policies.state_dict())
@@ -801,6 +802,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

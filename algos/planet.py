@@ -41,6 +41,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -488,7 +489,7 @@ def train(args: Args) -> dict:
     act_dim = act_space.shape[0]
     model = WorldModel(obs_space.shape, act_dim, args.from_pixels, args).to(run.device)
     if checkpoint:
-        model.load_state_dict(checkpoint["model"])
+        load_weights(run, model, checkpoint["model"])
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=args.adam_eps)
     # a row per planned action and per episode's final observation: at most twice the run's planned actions (np.zeros
     # takes memory only for the rows written)
@@ -755,6 +756,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -433,7 +434,7 @@ def train(args: Args) -> dict:
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
     scale_reward = RewardScaler(args.num_envs, args.gamma) if args.norm_reward else None
     if checkpoint:
-        agent.load_state_dict(checkpoint["agent"])
+        load_weights(run, agent, checkpoint["agent"])
         obs_rms = None
         if "obs_mean" in checkpoint:
             obs_rms = RunningMeanStd((obs_dim,))
@@ -686,6 +687,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

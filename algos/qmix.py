@@ -46,6 +46,7 @@ import importlib.util
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -539,7 +540,7 @@ def train(args: Args) -> dict:
     agent = AgentNetwork(obs_dim + n_agents, args.hidden_dim, n_actions, args.use_rnn).to(run.device)
     mixer = Mixer(n_agents, state_dim, args.mixing_embed_dim, args.hypernet_embed_dim).to(run.device)
     if checkpoint:
-        agent.load_state_dict(checkpoint["agent"])
+        load_weights(run, agent, checkpoint["agent"])
     target_agent = AgentNetwork(obs_dim + n_agents, args.hidden_dim, n_actions, args.use_rnn).to(run.device)
     target_mixer = Mixer(n_agents, state_dim, args.mixing_embed_dim, args.hypernet_embed_dim).to(run.device)
     target_agent.load_state_dict(agent.state_dict())
@@ -830,6 +831,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

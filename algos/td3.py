@@ -22,6 +22,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -313,7 +314,7 @@ def train(args: Args) -> dict:
 
     actor = Actor(obs_dim, act_dim, act_space.low, act_space.high).to(run.device)
     if checkpoint:
-        actor.load_state_dict(checkpoint["actor"])
+        load_weights(run, actor, checkpoint["actor"])
     critics = Critics(obs_dim, act_dim, n=2).to(run.device)
     target_actor = Actor(obs_dim, act_dim, act_space.low, act_space.high).to(run.device)
     target_critics = Critics(obs_dim, act_dim, n=2).to(run.device)
@@ -584,6 +585,18 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
 
         wandb.finish()
     return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
 
 
 def close_run(run: Run) -> None:

@@ -135,6 +135,16 @@ def test_a_checkpoint_of_another_script_is_refused(name, tmp_path):
     assert_clean_failure(result, log_dir, foreign, "checkpoint")
 
 
+def test_a_checkpoint_saved_with_other_settings_is_refused(tmp_path):
+    # c51 saved with its smoke settings, loaded with another number of atoms: other shapes, one line, no folder
+    load_algo("c51").train(smoke_args("c51", tmp_path / "train", save_model=True))
+    saved = model_file(only_run_dir(tmp_path / "train"), "c51")
+    n_atoms = str(SMOKE_ARGS["c51"].get("n_atoms", load_algo("c51").Args.n_atoms) + 2)
+    log_dir = str(tmp_path / "logs")
+    result = run_script("c51", "--log-dir", log_dir, "--checkpoint", saved, "--n-atoms", n_atoms)
+    assert_clean_failure(result, log_dir, saved, "other settings", "size mismatch")
+
+
 @pytest.mark.parametrize("name", ALGOS)
 def test_wrong_action_space_names_the_script_that_fits(name, tmp_path):
     env_id, advice = WRONG_SPACE[name]
