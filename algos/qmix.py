@@ -205,6 +205,8 @@ def make_env(env_id: str, render: bool = False):
     """A PettingZoo parallel env: an mpe2 module by name, else a gymnasium env with a Tuple entry per agent."""
     if is_mpe(env_id):
         module = importlib.import_module(f"mpe2.{env_id}")
+        if not hasattr(module, "parallel_env"):  # a folder of mpe2, such as simple_tag for simple_tag_v3
+            raise gym.error.Error(f"mpe2 has no env {env_id}; its envs carry a version, such as {env_id}_v3")
         return module.parallel_env(continuous_actions=False, render_mode="rgb_array" if render else None)
     import lbforaging  # noqa: F401  (registers the Foraging-* ids)
 

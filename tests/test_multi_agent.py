@@ -6,7 +6,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import assert_learns, load_algo, model_file, only_run_dir, read_scalars, smoke_args
+from helpers import (
+    assert_clean_failure,
+    assert_learns,
+    load_algo,
+    model_file,
+    only_run_dir,
+    read_scalars,
+    run_script,
+    smoke_args,
+)
 
 qmix = load_algo("qmix")
 maddpg = load_algo("maddpg")
@@ -270,3 +279,10 @@ def test_maddpg_learns_simple_spread(tmp_path):
     # Seeds 1-5 with these defaults (the paper's: lr 0.01, gamma 0.95, batch 1024, a round every 100 steps; 150k steps,
     # 100 greedy episodes): -53.2, -50.0, -49.1, -52.4, -53.9.
     assert_learns(maddpg, tmp_path, 150_000, -60.0, eval_episodes=100)
+
+
+@pytest.mark.parametrize("name", ["maddpg", "qmix"])
+def test_an_mpe2_name_without_its_version_fails_cleanly(name, tmp_path):
+    # mpe2.simple_tag is a folder of the package (the env is simple_tag_v3): it used to end in an AttributeError
+    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", "simple_tag")
+    assert_clean_failure(result, tmp_path, "simple_tag_v3")
