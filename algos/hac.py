@@ -657,6 +657,17 @@ def env_spaces(env_id: str) -> tuple:
     return spaces
 
 
+def check_memory(nbytes: int, what: str) -> None:
+    """Fail when `what` would take more memory than is available now (Linux's MemAvailable; elsewhere no check)."""
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return
+    if nbytes > available:
+        fail(f"{what} needs {nbytes / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory available")
+
+
 def check_common_args(args: Args) -> dict | None:
     """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
     script saved for this env. Return the checkpoint's contents, or None."""

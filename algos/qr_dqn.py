@@ -282,6 +282,8 @@ def check_args(args: Args) -> dict | None:
         fail(f"needs a Discrete action space, but {args.env_id} has {act_space}; use ppo_continuous.py")
     if not isinstance(obs_space, gym.spaces.Box):
         fail(f"needs Box observations, but {args.env_id} has {obs_space}; tabular methods fit Discrete ones")
+    row_bytes = 2 * 4 * int(np.prod(obs_space.shape)) + 8 + 4 + 4  # obs, next obs, action, reward, termination
+    check_memory(args.buffer_size * row_bytes, f"a replay buffer of --buffer-size {args.buffer_size}")
     return checkpoint
 
 
@@ -384,6 +386,17 @@ def env_spaces(env_id: str) -> tuple:
     if isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3:
         fail(f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors (see README for pixels)")
     return spaces
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Fail when `what` would take more memory than is available now (Linux's MemAvailable; elsewhere no check)."""
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return
+    if nbytes > available:
+        fail(f"{what} needs {nbytes / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory available")
 
 
 def check_common_args(args: Args) -> dict | None:

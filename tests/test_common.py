@@ -308,3 +308,10 @@ def test_a_progress_bar_at_a_terminal_and_quiet_in_a_pipe(tmp_path):
     result = run_script("dqn", "--total-timesteps", "6000", "--log-dir", str(tmp_path / "pipe"))
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0 and len(lines) == 1 and lines[0].startswith("eval_return_mean="), result.stdout
+
+
+@pytest.mark.parametrize("name", ["dqn", "c51", "qr_dqn", "rainbow", "ddpg", "td3", "sac"])
+def test_a_replay_buffer_larger_than_memory_is_refused_before_it_is_allocated(name, tmp_path):
+    # 10¹¹ rows of a few dozen bytes: terabytes, on any machine these tests run on
+    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", smoke_env_id(name), "--buffer-size", str(10**11))
+    assert_clean_failure(result, tmp_path, "--buffer-size 100000000000", "GiB")
