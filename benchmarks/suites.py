@@ -419,7 +419,7 @@ MARL = (
     ),
 )
 
-# What a reader of a suite's table needs to know beyond it (report.py prints it under the table's heading)
+# What a reader of a suite's table needs to know beyond it (report.py prints it below the table, as the run diary)
 NOTES = {
     "quick": "Every row ran on 2026-12-01 beside other work on the machine's two cores (the test suite during the "
     "first hour, the marl suite during the last), so SPS and wall times are lower than the same runs alone "

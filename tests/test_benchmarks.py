@@ -29,10 +29,17 @@ def test_iqm_cuts_a_quarter_from_each_end():
     assert report.iqm([8, 1, 7, 2, 6, 3, 5, 4]) == 4.5  # 8 values: two cut from each end, mean of 3, 4, 5, 6
 
 
+def test_rliable_iqm_of_four_seeds_is_the_mean_of_the_middle_two():
+    assert report.iqm([10.0, 1.0, 4.0, 2.0]) == 3.0  # 1 and 10 cut, the mean of 2 and 4
+    # A resample's IQM is the mean of its 2nd and 3rd smallest draws: it is 1 when at least three of the four draws
+    # are the 1, P = 4 (1/4)^3 (3/4) + (1/4)^4 = 13/256 = 5.1%, above the 2.5% tail; the same for 10 at the top.
+    assert report.bootstrap_ci([10.0, 1.0, 4.0, 2.0]) == (1.0, 10.0)
+
+
 def test_bootstrap_interval_by_hand():
     # Values 0, 0, 3: a resample's mean is k, the number of times it drew the 3, Binomial(3, 1/3): P(0) = 8/27,
-    # P(1) = 12/27, P(2) = 6/27, P(3) = 1/27. The 2.5% quantile is 0 (8/27 >= 0.025); the CDF reaches 0.975 only
-    # at 3 (26/27 = 0.963 < 0.975).
+    # P(1) = 12/27, P(2) = 6/27, P(3) = 1/27. Both tails hold more than 2.5% of rliable's resamples: the 2.5% and
+    # 97.5% percentiles are 0 and 3.
     assert report.bootstrap_ci([0.0, 0.0, 3.0]) == (0.0, 3.0)
     # the same values everywhere: no spread
     assert report.bootstrap_ci([5.0, 5.0, 5.0, 5.0]) == (5.0, 5.0)
@@ -70,7 +77,9 @@ def test_report_aggregates_seeds_as_computed_by_hand(tmp_path):
     for seed, eval_return in ((1, 100.0), (2, 100.0), (3, 400.0)):
         # 50 early episodes at 0, then 100 at 10 × seed: the last 100 average 10, 20, 30
         write_fake_run(folder, seed, eval_return, [0.0] * 50 + [10.0 * seed] * 100, sps=1000.0 * seed)
-    numbers = report.aggregate(report.read_row(str(tmp_path / "runs"), "fake", row))
+    records = report.read_row(str(tmp_path / "runs"), "fake", row)
+    assert [record["curve_episodes"][-1] for record in records] == [150, 150, 150]  # the x axis of episode budgets
+    numbers = report.aggregate(records)
     assert numbers["seeds"] == 3
     assert numbers["eval_mean"] == pytest.approx(200.0)
     assert numbers["eval_std"] == pytest.approx(np.sqrt((100**2 + 100**2 + 200**2) / 3))  # ddof 0
@@ -85,7 +94,7 @@ def test_report_aggregates_seeds_as_computed_by_hand(tmp_path):
     line = next(line for line in text.splitlines() if line.startswith("| dqn | CartPole-v1"))
     assert "3 of 4" in line and "200.0 ± 141.4" in line and "20.0 ± 8.2" in line and "200.0 [100.0, 400.0]" in line
     # CleanRL's anchor (488.69, last 100 training episodes) against our 20.0; the Zoo's (500, evaluation) against 200
-    assert "-468.7 (last 100 train)" in line and "-300.0 (eval)" in line
+    assert "| 488.69 [1]<br>500 [2] | -468.7 [1]<br>-300.0 [2] |" in line
     assert "M1: test machine" in text
     assert os.path.getsize(tmp_path / "results" / "fake" / "curves_CartPole-v1.png") > 0
 
@@ -137,6 +146,89 @@ def test_report_lists_rows_that_did_not_run(tmp_path):
     row = Row(algo="c51", env_id="Acrobot-v1", budget=500_000)
     path = report.write_report("fake", str(tmp_path / "runs"), str(tmp_path / "results"), rows=(row,))
     assert "| c51 | Acrobot-v1 | 500k steps | 0 of 3 | not run |" in open(path).read()
+
+
+def test_report_page_opens_with_the_table_and_notes_the_anchors_below_it(tmp_path, monkeypatch):
+    """The table comes right after the title; an anchor cell holds the number and its note's number, the note under
+    the table its source and protocol; the suite's notes come after the table."""
+    monkeypatch.setitem(report.NOTES, "fake", "THE RUN DIARY")
+    row = Row(algo="dqn", env_id="CartPole-v1", budget=1000, seeds=(1,))
+    write_fake_run(tmp_path / "runs" / "fake" / "dqn" / "CartPole-v1", 1, 500.0, [10.0] * 20, sps=1000.0)
+    text = open(report.write_report("fake", str(tmp_path / "runs"), str(tmp_path / "results"), rows=(row,))).read()
+    lines = [line for line in text.splitlines() if line]
+    assert lines[0] == "# Benchmark suite `fake`" and lines[1].startswith("| algorithm | env |")
+    assert "| IQM [95% CI] by rliable |" in lines[1]
+    cells = [cell.strip() for cell in lines[3].strip("|").split("|")]
+    assert cells[7:9] == ["488.69 [1]<br>500 [2]", "-478.7 [1]<br>+0.0 [2]"]
+    notes = [line for line in lines if line[:3] in ("1. ", "2. ")]
+    assert notes[0].startswith("1. 488.69, compared with our last 100 train: [CleanRL dqn.py docs](https://")
+    assert notes[1].startswith("2. 500, compared with our final eval: [RL Baselines3 Zoo benchmark.md](https://")
+    assert text.index("| dqn | CartPole-v1") < text.index("1. 488.69") < text.index("## Notes\n\nTHE RUN DIARY")
+
+
+def fake_records(steps: int, episodes: bool = True) -> list:
+    """Three seeds' records as seeds.json keeps them: a curve of 101 points rising to 100 over `steps` env steps."""
+    grid = np.linspace(0, steps, report.CURVE_POINTS)
+    records = []
+    for seed in (1, 2, 3):
+        record = dict(seed=seed, curve_steps=list(grid), curve_returns=list(np.linspace(0, 100, len(grid)) + seed))
+        if episodes:
+            record["curve_episodes"] = list(range(len(grid)))
+        records.append(record)
+    return records
+
+
+def test_plot_gives_each_line_its_own_colour_and_names_the_anchors(tmp_path):
+    """11 rows on CartPole (tab10 has 10 colours: the 11th was the 1st's blue): 11 colours; CleanRL's anchors of dqn
+    and ppo dashed in their rows' colours and named by their notes' numbers; the planner's rows, whose budgets count
+    episodes, in a panel over episodes."""
+    algos = ("dqn", "c51", "qr_dqn", "rainbow", "ppo", "reinforce", "a2c", "a3c", "trpo")
+    curves = [(Row(algo=algo, env_id="CartPole-v1", budget=80_000), fake_records(80_000)) for algo in algos]
+    curves += [(Row(algo="mcts", env_id="CartPole-v1", budget=10, name=name), fake_records(5000)) for name in "ab"]
+    numbers = report.number_anchors([row for row, _ in curves])
+    drawn = report.plot_env("CartPole-v1", curves, str(tmp_path / "curves.png"), numbers)
+    assert os.path.getsize(tmp_path / "curves.png") > 0
+    solid = {line["label"]: line for line in drawn if not line["dashed"]}
+    assert len(solid) == 11 and len({line["color"] for line in solid.values()}) == 11
+    dashed = {line["label"]: line for line in drawn if line["dashed"]}
+    assert set(dashed) == {
+        f"dqn anchor [{numbers[report.anchors_of('dqn', 'CartPole-v1')[0]]}]: 488.69, CleanRL dqn.py docs",
+        f"c51 anchor [{numbers[report.anchors_of('c51', 'CartPole-v1')[0]]}]: 481.2, CleanRL c51.py docs",
+        f"ppo anchor [{numbers[report.anchors_of('ppo', 'CartPole-v1')[0]]}]: 490.04, CleanRL ppo.py docs",
+    }
+    ppo_anchor = next(line for label, line in dashed.items() if label.startswith("ppo"))
+    assert ppo_anchor["color"] == solid["ppo (3 seeds)"]["color"]
+    assert {solid[f"{label} (3 seeds)"]["xlabel"] for label in algos} == {"env steps"}
+    assert solid["a (3 seeds)"]["xlabel"] == solid["b (3 seeds)"]["xlabel"] == "training episodes"
+    # seeds saved before seeds.json kept an episode axis: still their own panel, its axis says what it counts
+    old = [(Row(algo="q_learning", env_id="CliffWalking-v1", budget=500), fake_records(9000, episodes=False))]
+    (line,) = report.plot_env("CliffWalking-v1", old, str(tmp_path / "old.png"))
+    assert line["xlabel"] == "env steps (these seeds' records have no episode axis)"
+    assert len(report.line_colors(30)) == len(set(report.line_colors(30))) == 30
+
+
+def test_made_by_shows_the_commands_that_made_the_page(tmp_path):
+    """report.py's line as it was called (its --runs-dir and --results-dir), and run.py's with --only the rows that ran
+    and the same --runs-dir."""
+    runs_dir, results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
+    folder = tmp_path / "runs" / "rainbow_ablation" / "rainbow_no_double" / "CartPole-v1"
+    write_fake_run(folder, 1, 300.0, [10.0] * 20, sps=1000.0)
+    line = ["--suite", "rainbow_ablation", "--runs-dir", runs_dir, "--results-dir", results_dir]
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "report.py"), *line], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    text = open(os.path.join(results_dir, "rainbow_ablation", "README.md")).read()
+    made_by = text[text.index("## Made by") :].split("\n\n")[1].splitlines()
+    assert made_by == [
+        "    python benchmarks/run.py --suite rainbow_ablation --only rainbow_no_double --runs-dir " + runs_dir,
+        "    python benchmarks/report.py " + " ".join(line),
+    ]
+    # a page of every row, made with the default folders
+    quick = report.SUITES["quick"]
+    ran = {row.label for row in quick}
+    assert report.run_command("quick", quick, ran, report.Args.runs_dir) == "python benchmarks/run.py --suite quick"
+    assert report.report_command(report.Args(suite="quick")) == "python benchmarks/report.py --suite quick"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
