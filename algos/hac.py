@@ -528,6 +528,8 @@ def evaluate(actors, spaces, space: GoalSpace, args: Args, episodes: int, seed: 
 def check_args(args: Args) -> dict | None:
     """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
     checkpoint = check_common_args(args)
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}")
     check_positive(args, "num_levels", "time_limit", "buffer_size", "batch_size", "hidden_size", "learning_rate")
     for name in ("updates_per_episode", "hindsight_goals"):
         if getattr(args, name) < 0:

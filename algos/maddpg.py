@@ -475,6 +475,12 @@ def check_args(args: Args) -> dict | None:
     """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given. The env is
     made by `make_env` (an mpe2 module is no gymnasium id), and every agent's spaces are checked."""
     checkpoint = check_common_args(args)
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}")
+    if checkpoint is None and args.learning_starts >= args.total_timesteps:
+        fail(f"--learning-starts {args.learning_starts} is not below --total-timesteps {args.total_timesteps}")
+    check_positive(args, "learning_rate", "max_grad_norm", "hidden_dim")
+    check_unit_interval(args, "gamma", "tau")
     check_positive(args, "eval_frequency", "buffer_size", "batch_size", "train_frequency", "gradient_steps")
     try:
         env = make_env(args.env_id, args.continuous_actions)

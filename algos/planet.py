@@ -462,6 +462,7 @@ def evaluate(model: WorldModel, args: Args, act_space, episodes: int, seed: int,
 def check_args(args: Args) -> dict | None:
     """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
     checkpoint = check_common_args(args)
+    check_positive(args, "max_grad_norm")
     check_positive(args, "action_repeat", "train_steps", "batch_size", "chunk_length", "buffer_size", "learning_rate")
     check_positive(args, "deterministic_size", "stochastic_size", "hidden_size", "horizon", "candidates", "iterations")
     check_positive(args, "min_std")

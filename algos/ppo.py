@@ -335,6 +335,7 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
 def check_args(args: Args) -> dict | None:
     """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
     checkpoint = check_common_args(args)
+    check_positive(args, "max_grad_norm")
     check_positive(args, "num_envs", "num_steps", "num_minibatches", "update_epochs", "learning_rate")
     check_unit_interval(args, "gamma", "gae_lambda")
     batch_size = args.num_envs * args.num_steps

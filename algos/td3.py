@@ -286,6 +286,10 @@ def evaluate(actor, env_id: str, episodes: int, seed: int, device, video_dir: st
 def check_args(args: Args) -> dict | None:
     """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
     checkpoint = check_common_args(args)
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}")
+    if checkpoint is None and args.learning_starts >= args.total_timesteps:
+        fail(f"--learning-starts {args.learning_starts} is not below --total-timesteps {args.total_timesteps}")
     check_positive(args, "num_envs", "buffer_size", "batch_size", "policy_frequency", "learning_rate")
     check_unit_interval(args, "gamma", "tau")
     obs_space, act_space = env_spaces(args.env_id)

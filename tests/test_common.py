@@ -1,6 +1,7 @@
 """Behaviour every script shares (CONTRIBUTING.md): the run folder, summary.json, bad input, determinism,
 NaN handling, saving and re-evaluating a model, video capture, tracking and --help."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -315,3 +316,50 @@ def test_a_replay_buffer_larger_than_memory_is_refused_before_it_is_allocated(na
     # 10¹¹ rows of a few dozen bytes: terabytes, on any machine these tests run on
     result = run_script(name, "--log-dir", str(tmp_path), "--env-id", smoke_env_id(name), "--buffer-size", str(10**11))
     assert_clean_failure(result, tmp_path, "--buffer-size 100000000000", "GiB")
+
+
+# Every Args field with a valid range is checked before anything is written (in-process: check_args alone). Fields by
+# kind, as the scripts name them; a script is tested on those it has. (dyna_q's planning_steps may be 0: Dyna-Q with no
+# planning is Q-learning, a curve of the book's Figure 8.2; sac's alpha and rainbow's priority_alpha are no
+# probabilities.)
+POSITIVE_FIELDS = [
+    "learning_rate", "vf_learning_rate", "buffer_size", "batch_size", "num_envs", "num_steps", "num_minibatches",
+    "update_epochs", "train_frequency", "gradient_steps", "target_network_frequency", "max_grad_norm",
+    "eval_frequency", "policy_frequency", "num_workers", "num_runs", "n_step", "n_atoms", "n_quantiles", "vf_epochs",
+    "cg_iters", "backtrack_iters", "num_levels", "max_kl", "hidden_dim",
+]  # fmt: skip
+UNIT_FIELDS = ["gamma", "gae_lambda", "tau", "start_e", "end_e", "exploration_fraction", "backtrack_coeff"]
+UNIT_FIELDS_OF = {"q_learning": ["alpha"], "sarsa": ["alpha"], "expected_sarsa": ["alpha"], "dyna_q": ["alpha"]}
+
+
+def _range_cases():
+    cases = []
+    for name in ALGOS:
+        fields = {field.name for field in dataclasses.fields(load_algo(name).Args)}
+        cases += [(name, field, value) for field in POSITIVE_FIELDS if field in fields for value in (0, -1)]
+        unit = [field for field in UNIT_FIELDS + UNIT_FIELDS_OF.get(name, []) if field in fields]
+        cases += [(name, field, value) for field in unit for value in (1.5, -0.1)]
+        if {"batch_size", "buffer_size"} <= fields and name != "planet":  # planet samples sequences of steps
+            cases.append((name, "batch_size", "larger than buffer_size"))
+        if "learning_starts" in fields:
+            cases.append((name, "learning_starts", "the whole budget"))
+    return cases
+
+
+RANGE_CASES = _range_cases()
+
+
+@pytest.mark.parametrize("name,field,value", RANGE_CASES, ids=[f"{c[0]}-{c[1]}={c[2]}" for c in RANGE_CASES])
+def test_every_argument_out_of_its_range_is_refused(name, field, value, capsys):
+    module = load_algo(name)
+    overrides = {field: value}
+    if value == "larger than buffer_size":
+        overrides = {"buffer_size": 100, "batch_size": 101}
+    elif value == "the whole budget":
+        overrides = {"learning_starts": SMOKE_ARGS[name]["total_timesteps"]}
+    args = module.Args(**{**SMOKE_ARGS[name], **overrides})
+    with pytest.raises(SystemExit) as exit_info:
+        module.check_args(args)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1, lines
+    assert "--" + field.replace("_", "-") in lines[0] and "error" in lines[0]
