@@ -217,13 +217,13 @@ def test_runs_started_in_the_same_second_get_their_own_folders(name, tmp_path, m
     assert os.path.isdir(first_dir) and os.path.isdir(second_dir)
 
 
-def test_a_log_dir_that_is_a_file_fails_cleanly(tmp_path):
-    for name in ("dqn", "q_learning"):  # the torch block and the numpy block
-        not_a_folder = tmp_path / f"{name}-runs"
-        not_a_folder.write_text("a file, not a folder")
-        result = run_script(name, "--log-dir", str(not_a_folder))
-        assert_clean_failure(result, tmp_path / "nothing-here", "--log-dir", str(not_a_folder))
-        assert not_a_folder.read_text() == "a file, not a folder"
+@pytest.mark.parametrize("name", ALGOS)
+def test_a_log_dir_that_is_a_file_fails_cleanly(name, tmp_path):
+    not_a_folder = tmp_path / "runs"
+    not_a_folder.write_text("a file, not a folder")
+    result = run_script(name, "--log-dir", str(not_a_folder), "--env-id", smoke_env_id(name))
+    assert_clean_failure(result, tmp_path / "nothing-here", "--log-dir", str(not_a_folder))
+    assert not_a_folder.read_text() == "a file, not a folder"
 
 
 # Scripts whose networks take flat vectors refuse image observations, naming where to look instead; CarRacing-v3
