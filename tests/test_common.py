@@ -232,9 +232,11 @@ IMAGE_REFUSERS = [name for name in ALGOS if "env_spaces(args.env_id)" in open(lo
 
 
 @pytest.mark.parametrize("name", IMAGE_REFUSERS)
-def test_an_image_observation_env_is_refused(name, tmp_path):
-    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", "CarRacing-v3")
-    assert_clean_failure(result, tmp_path, "CarRacing-v3", "images", "README")
+def test_an_image_observation_env_is_refused(name, capsys):
+    module = load_algo(name)
+    refused_in_one_line(
+        capsys, module.check_args, module.Args(env_id="CarRacing-v3"), "CarRacing-v3", "images", "README"
+    )
 
 
 # Ctrl-C: one line naming the step and the kept folder, exit status 130, and the folder marked as interrupted. A budget
@@ -312,10 +314,11 @@ def test_a_progress_bar_at_a_terminal_and_quiet_in_a_pipe(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["dqn", "c51", "qr_dqn", "rainbow", "ddpg", "td3", "sac"])
-def test_a_replay_buffer_larger_than_memory_is_refused_before_it_is_allocated(name, tmp_path):
+def test_a_replay_buffer_larger_than_memory_is_refused_before_it_is_allocated(name, capsys):
     # 10¹¹ rows of a few dozen bytes: terabytes, on any machine these tests run on
-    result = run_script(name, "--log-dir", str(tmp_path), "--env-id", smoke_env_id(name), "--buffer-size", str(10**11))
-    assert_clean_failure(result, tmp_path, "--buffer-size 100000000000", "GiB")
+    module = load_algo(name)
+    args = module.Args(**{**SMOKE_ARGS[name], "buffer_size": 10**11})
+    refused_in_one_line(capsys, module.check_args, args, "--buffer-size 100000000000", "GiB")
 
 
 # Every Args field with a valid range is checked before anything is written (in-process: check_args alone). Fields by
@@ -358,8 +361,14 @@ def test_every_argument_out_of_its_range_is_refused(name, field, value, capsys):
     elif value == "the whole budget":
         overrides = {"learning_starts": SMOKE_ARGS[name]["total_timesteps"]}
     args = module.Args(**{**SMOKE_ARGS[name], **overrides})
+    refused_in_one_line(capsys, module.check_args, args, "--" + field.replace("_", "-"))
+
+
+def refused_in_one_line(capsys, check_args, args, *mentions: str) -> None:
+    """`check_args(args)` (in-process: nothing is written before it returns) ends with exit status 2 and one line on
+    stderr that says "error" and each of `mentions`."""
     with pytest.raises(SystemExit) as exit_info:
-        module.check_args(args)
+        check_args(args)
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(lines) == 1, lines
-    assert "--" + field.replace("_", "-") in lines[0] and "error" in lines[0]
+    assert "error" in lines[0] and all(mention in lines[0] for mention in mentions), lines[0]
