@@ -1,14 +1,10 @@
-"""algos/dqn.py: the TD target, truncation handling, the replay buffer, the schedules, and a learning test."""
+"""algos/dqn.py: the TD target, the schedules and a learning test (its replay buffer: tests/test_replay_buffers.py)."""
 
 import pytest
 import torch
 from helpers import (
-    CHI_SQUARE_9_DOF_QUANTILE_999,
     assert_learns,
-    chi_square_against_uniform,
     load_algo,
-    transition,
-    transitions,
 )
 
 dqn = load_algo("dqn")
@@ -24,44 +20,6 @@ def test_td_target_bootstraps_truncated_but_not_terminated_transitions():
     # treating the truncation as a termination (the bug this avoids) would cut the third target to the reward alone
     truncation_as_termination = dqn.td_target(rewards, next_q_max, torch.tensor([0.0, 1.0, 1.0]), gamma=0.9)
     assert truncation_as_termination[2].item() == pytest.approx(1.0)
-
-
-def test_replay_buffer_returns_what_was_stored():
-    rb = dqn.ReplayBuffer(capacity=8, obs_dim=2, device=torch.device("cpu"), seed=0)
-    for value in range(5):
-        rb.add(*transition(float(value)))
-    obs, actions, rewards, next_obs, terminations = rb.sample(2_000)
-    values = obs[:, 0]
-    assert set(values.tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}  # every stored row, and nothing else
-    # the fields of a sampled row belong to the same transition
-    torch.testing.assert_close(next_obs[:, 1], values + 0.5)
-    torch.testing.assert_close(actions, values.long() % 3)
-    torch.testing.assert_close(rewards, values * 10)
-    torch.testing.assert_close(terminations, (values % 2 == 0).float())
-    assert obs.dtype == torch.float32 and actions.dtype == torch.long
-
-
-def test_replay_buffer_wraps_at_capacity_also_with_several_envs():
-    rb = dqn.ReplayBuffer(capacity=5, obs_dim=2, device=torch.device("cpu"), seed=0)
-    for value in range(7):
-        rb.add(*transition(float(value)))
-    assert rb.size == 5 and rb.pos == 2
-    assert sorted(rb.obs[:, 0].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]  # the two oldest were overwritten
-    assert rb.obs[0, 0] == 5.0 and rb.obs[1, 0] == 6.0
-    # three envs at once across the wrap point: rows 2, 3 and 4 hold them
-    batch = transitions((10.0, 11.0, 12.0))
-    rb.add(*batch)
-    assert rb.obs[:, 0].tolist() == [5.0, 6.0, 10.0, 11.0, 12.0] and rb.pos == 0
-    rb.add(*transition(13.0))
-    assert rb.obs[0, 0] == 13.0 and rb.pos == 1
-
-
-def test_replay_buffer_samples_uniformly():
-    rb = dqn.ReplayBuffer(capacity=10, obs_dim=2, device=torch.device("cpu"), seed=123)
-    for value in range(10):
-        rb.add(*transition(float(value)))
-    sampled_rows = rb.sample(100_000)[0][:, 0].long().numpy()
-    assert chi_square_against_uniform(sampled_rows, 10) < CHI_SQUARE_9_DOF_QUANTILE_999
 
 
 def test_linear_schedule():

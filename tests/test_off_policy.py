@@ -10,12 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 from helpers import (
-    CHI_SQUARE_9_DOF_QUANTILE_999,
     assert_learns,
-    chi_square_against_uniform,
     load_algo,
-    transition,
-    transitions,
 )
 
 ddpg, td3, sac = load_algo("ddpg"), load_algo("td3"), load_algo("sac")
@@ -255,33 +251,6 @@ def test_td3_first_critic_alone_equals_the_first_of_both_in_value_and_action_gra
     torch.testing.assert_close(actions_first.grad, actions_both.grad)
 
 
-@module_ids
-def test_replay_buffer_returns_what_was_stored_and_wraps(module):
-    rb = module.ReplayBuffer(capacity=5, obs_dim=3, act_dim=2, device=torch.device("cpu"), seed=0)
-    for value in range(7):
-        rb.add(*transition(float(value), obs_dim=3, act_dim=2))
-    assert rb.size == 5 and rb.pos == 2
-    assert sorted(rb.obs[:, 0].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]  # the two oldest were overwritten
-    obs, actions, rewards, next_obs, terminations = rb.sample(1000)
-    values = obs[:, 0]
-    assert set(values.tolist()) == {2.0, 3.0, 4.0, 5.0, 6.0}
-    torch.testing.assert_close(next_obs[:, 2], values + 0.5)
-    torch.testing.assert_close(actions[:, 1], -values)
-    torch.testing.assert_close(rewards, values * 10)
-    torch.testing.assert_close(terminations, (values % 2 == 0).float())
-
-
-@module_ids
-def test_replay_buffer_wraps_a_step_of_several_envs(module):
-    rb = module.ReplayBuffer(capacity=5, obs_dim=3, act_dim=2, device=torch.device("cpu"), seed=0)
-    for values in ([0.0, 1.0], [2.0, 3.0], [4.0, 5.0, 6.0]):  # the third step's rows go to 4, 0 and 1
-        rb.add(*transitions(values, obs_dim=3, act_dim=2))
-    assert rb.size == 5 and rb.pos == 2
-    assert rb.obs[:, 0].tolist() == [5.0, 6.0, 2.0, 3.0, 4.0]
-    assert rb.actions[:, 1].tolist() == [-5.0, -6.0, -2.0, -3.0, -4.0]
-    assert rb.terminations.tolist() == [0.0, 1.0, 1.0, 0.0, 1.0]
-
-
 def test_the_three_files_share_their_buffer_target_and_polyak_averaging():
     # one replay buffer design, dqn.py's with float actions: the same writes and samples; one TD target and one target
     # update in the three files
@@ -294,15 +263,6 @@ def test_the_three_files_share_their_buffer_target_and_polyak_averaging():
         assert len({inspect.getsource(getattr(m, name)) for m in MODULES}) == 1, name
     for name in ("critic_loss", "actor_loss", "update_target", "td_target"):
         assert all(callable(getattr(m, name, None)) for m in MODULES), name
-
-
-@module_ids
-def test_replay_buffer_samples_uniformly(module):
-    rb = module.ReplayBuffer(capacity=10, obs_dim=3, act_dim=2, device=torch.device("cpu"), seed=123)
-    for value in range(10):
-        rb.add(*transition(float(value), obs_dim=3, act_dim=2))
-    sampled_rows = rb.sample(100_000)[0][:, 0].long().numpy()
-    assert chi_square_against_uniform(sampled_rows, 10) < CHI_SQUARE_9_DOF_QUANTILE_999
 
 
 @pytest.mark.learning
