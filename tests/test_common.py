@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 from helpers import (
@@ -86,7 +87,8 @@ def test_smoke_run_writes_summary_and_run_folder(name, tmp_path):
     returns = read_scalars(run_dir, "charts/episodic_return")
     assert returns, "no training episode was logged"
     assert summary["final_train_return"] == pytest.approx(sum(v for _, v in returns[-10:]) / len(returns[-10:]))
-    assert len(read_scalars(run_dir, "eval/episodic_return")) == 2
+    # the final evaluation is logged at the run's last step (not at steps 0, 1, …, the left edge of the curves)
+    assert [step for step, _ in read_scalars(run_dir, "eval/episodic_return")][-2:] == [summary["total_timesteps"]] * 2
     assert read_scalars(run_dir, "charts/episodic_length")
     if name not in PLANNERS:
         assert any(tag.startswith("losses/") for tag in scalar_tags(run_dir)), "no loss was logged"
@@ -372,3 +374,30 @@ def refused_in_one_line(capsys, check_args, args, *mentions: str) -> None:
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(lines) == 1, lines
     assert "error" in lines[0] and all(mention in lines[0] for mention in mentions), lines[0]
+
+
+def _save_checkpoint(name: str, path, **entries) -> str:
+    """A checkpoint file as `name` saves one (torch or numpy), holding `entries`."""
+    if name in TORCH_LEARNERS:
+        torch.save(entries, f"{path}.pt")
+        return f"{path}.pt"
+    np.savez(f"{path}.npz", **entries)
+    return f"{path}.npz"
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_a_checkpoint_saved_for_another_env_is_refused(name, tmp_path, capsys):
+    # (q_learning loaded a 48-state Cliff Walking table into FrozenLake's 16 states and reported 0.3 with exit 0)
+    module = load_algo(name)
+    saved = _save_checkpoint(name, tmp_path / "model", algo=name, env_id="SomeOtherEnv-v0")
+    args = module.Args(**{**SMOKE_ARGS[name], "checkpoint": saved})
+    refused_in_one_line(capsys, module.check_args, args, saved, "SomeOtherEnv-v0", smoke_env_id(name))
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_a_corrupt_checkpoint_is_refused(name, tmp_path, capsys):
+    module = load_algo(name)
+    corrupt = tmp_path / ("model.pt" if name in TORCH_LEARNERS else "model.npz")
+    corrupt.write_bytes(b"not a checkpoint, " * 100)
+    args = module.Args(**{**SMOKE_ARGS[name], "checkpoint": str(corrupt)})
+    refused_in_one_line(capsys, module.check_args, args, str(corrupt), "cannot read")
