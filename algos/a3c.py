@@ -437,8 +437,11 @@ def train(args: Args) -> dict:
         for i in range(0 if checkpoint else args.num_workers)
     ]
     try:
+        # a Ctrl-C while a worker starts would cut its start-up short; workers ignore it (the main process stops them)
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
         for process in workers:
             process.start()
+        signal.signal(signal.SIGINT, previous_sigint)
         running = len(workers)
         while running:  # log what the workers report until all are done
             try:

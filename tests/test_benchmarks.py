@@ -260,10 +260,10 @@ def test_command_is_what_a_user_types():
 
 def test_bad_rows_fail_before_anything_runs(tmp_path, capsys):
     rows = (
-        Row(algo="no_such_algo", env_id="CartPole-v1", budget=1000),
-        Row(algo="dqn", env_id="NoSuchEnv-v0", budget=1000),
-        Row(algo="dqn", env_id="CartPole-v1", budget=1000, args=dict(no_such_argument=1)),
-        Row(algo="dqn", env_id="Pendulum-v1", budget=1000),
+        Row(algo="no_such_algo", env_id="CartPole-v1", budget=2000),  # dqn learns after its first 1000 steps
+        Row(algo="dqn", env_id="NoSuchEnv-v0", budget=2000),
+        Row(algo="dqn", env_id="CartPole-v1", budget=2000, args=dict(no_such_argument=1)),
+        Row(algo="dqn", env_id="Pendulum-v1", budget=2000),
         SMOKE_ROWS["q_learning"],
     )
     with pytest.raises(SystemExit) as exit_info:
@@ -271,7 +271,7 @@ def test_bad_rows_fail_before_anything_runs(tmp_path, capsys):
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     assert "algos/no_such_algo.py does not exist" in message
-    assert "NoSuchEnv-v0" in message
+    assert "cannot make env 'NoSuchEnv-v0'" in message
     assert "has no argument no_such_argument" in message
     assert "needs a Discrete action space" in message
     assert "q_learning" not in message  # the good row is fine, but does not run either
