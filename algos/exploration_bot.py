@@ -369,6 +369,7 @@ class Run:
     episodes: int = 0
     global_step: int = 0
     previous_sigint: object = None
+    interrupted_at: float = 0.0
 
     @property
     def video_dir(self) -> str:
@@ -504,11 +505,16 @@ def close_run(run: Run) -> None:
 
 def interrupt(run: Run) -> NoReturn:
     """Ctrl-C: keep what was logged, mark the folder (interrupted.json) and stop with one line and exit status 130."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut this short
-    run.previous_sigint = None
-    close_run(run)
-    with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
-        json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)
+    if run.interrupted_at and time.time() - run.interrupted_at < 5.0:
+        return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
+    first, run.interrupted_at = not run.interrupted_at, time.time()
+    if first:
+        run.previous_sigint = None  # this handler stays until the process ends
+        close_run(run)
+        with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
+            json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)
+    if not first:
+        raise SystemExit(130)
     fail(f"interrupted at global step {run.global_step}; what was logged is kept in {run.dir}", status=130)
 
 
