@@ -621,6 +621,10 @@ def check_common_args(args: Args) -> dict | None:
     script saved for this env. Return the checkpoint's contents, or None."""
     budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
     check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if getattr(args, "snapshot_frequency", 0) < 0:
+        fail(f"--snapshot-frequency must be 0 (never) or positive, got {args.snapshot_frequency}")
+    if getattr(args, "resume", None):
+        check_resume(args)
     if args.checkpoint is None:
         return None
     if not os.path.isfile(args.checkpoint):
@@ -634,6 +638,44 @@ def check_common_args(args: Args) -> dict | None:
     if checkpoint.get("env_id") != args.env_id:
         fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
     return checkpoint
+
+
+# Arguments that may differ between a run and its resumption: they change where and how a run is seen, not what it does.
+FREE_ON_RESUME = ("resume", "snapshot_frequency", "track", "wandb_project_name", "wandb_entity", "log_dir", "cuda")
+
+
+def read_snapshot(run_dir: str) -> dict:
+    """The snapshot of a run folder, or a one-line failure. Memory-mapped: the replay buffer is read as it is copied."""
+    path = os.path.join(run_dir, "snapshot.pt")
+    if not os.path.isfile(path):
+        fail(f"--resume {run_dir}: no snapshot.pt there (was the run started with --snapshot-frequency?)")
+    try:  # weights_only: loading a file never runs code from it
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        fail(f"--resume {run_dir}: cannot read snapshot.pt: {type(e).__name__}")
+
+
+def check_resume(args: Args) -> None:
+    """Fail unless --resume names an unfinished run folder of this script and env, run with the same arguments."""
+    if args.checkpoint is not None:
+        fail("--resume continues a training run; --checkpoint only evaluates: give one of them")
+    if os.path.isfile(os.path.join(args.resume, "summary.json")):
+        fail(f"--resume {args.resume}: that run has finished (summary.json); nothing to resume")
+    snapshot = read_snapshot(args.resume)
+    if not isinstance(snapshot, dict) or snapshot.get("algo") != ALGO:
+        fail(
+            f"--resume {args.resume}: a run of {snapshot.get('algo') if isinstance(snapshot, dict) else '?'}.py, "
+            f"not of {ALGO}.py"
+        )
+    if snapshot.get("env_id") != args.env_id:
+        fail(f"--resume {args.resume}: a run on {snapshot.get('env_id')}, not on --env-id {args.env_id}")
+    changed = [
+        f"--{name.replace('_', '-')} {value} (the run has {snapshot['args'].get(name)})"
+        for name, value in asdict(args).items()
+        if name not in FREE_ON_RESUME and snapshot["args"].get(name) != value
+    ]
+    if changed:
+        fail(f"--resume {args.resume}: resume with the run's arguments; changed: {', '.join(changed)}")
 
 
 @dataclass
@@ -655,6 +697,8 @@ class Run:
     global_step: int = 0
     previous_sigint: object = None
     interrupted_at: float = 0.0
+    snapshot: dict | None = None
+    snapshot_step: int = 0
 
     @property
     def video_dir(self) -> str:
@@ -671,7 +715,14 @@ def start_run(args: Args) -> Run:
         previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:
         previous_sigint = None
-    name, run_dir = make_run_dir(args)
+    snapshot = read_snapshot(args.resume) if getattr(args, "resume", None) else None
+    if snapshot is not None:  # continue in the run's own folder
+        run_dir = args.resume.rstrip("/")
+        name = os.path.basename(run_dir)
+        if os.path.exists(os.path.join(run_dir, "interrupted.json")):
+            os.remove(os.path.join(run_dir, "interrupted.json"))
+    else:
+        name, run_dir = make_run_dir(args)
     if args.track:
         import wandb
 
@@ -684,10 +735,13 @@ def start_run(args: Args) -> Run:
             dir=run_dir,
             save_code=True,
         )
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
+    if snapshot is not None:  # TensorBoard drops what the stopped run logged after its snapshot
+        writer = SummaryWriter(run_dir, purge_step=snapshot["global_step"] + 1)
+    else:
+        writer = SummaryWriter(run_dir)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+        )
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -705,6 +759,7 @@ def start_run(args: Args) -> Run:
         now,
         now,
         collections.deque(maxlen=10),
+        snapshot=snapshot,
     )
     budget = next(name for name in ("total_timesteps", "total_episodes", "eval_episodes") if hasattr(args, name))
     run.counts_episodes = budget != "total_timesteps"
@@ -761,6 +816,171 @@ def log_progress(run: Run, global_step: int, **extra: float) -> None:
         run.bar.update((run.episodes if run.counts_episodes else global_step) - run.bar.n)
 
 
+def snapshot(run: Run, objects: dict, **values) -> None:
+    """Call at the end of every training iteration, after `log_progress`. Every --snapshot-frequency env steps, write
+    what the run needs to go on exactly as if it had not stopped: `objects` (networks, optimizers, buffers, RNGs, envs:
+    see `state_of`), the loop's `values`, python's, numpy's and torch's RNGs, the episode statistics and the clock.
+    Atomically (a temp file, then a rename): a run killed at any instant leaves its last complete snapshot."""
+    frequency, global_step = getattr(run.args, "snapshot_frequency", 0), run.global_step
+    if not frequency or global_step // frequency == run.snapshot_step // frequency:
+        return
+    run.snapshot_step = global_step
+    data = {
+        "algo": ALGO,
+        "env_id": run.args.env_id,
+        "args": asdict(run.args),
+        "global_step": global_step,
+        "run": {
+            "episodes": run.episodes,
+            "recent_returns": list(run.recent_returns),
+            "elapsed_s": run.last_step_time - run.start_time,
+        },
+        "rngs": {
+            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+            "numpy": state_of(np.random.get_state(legacy=False)),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+        "objects": {name: state_of(obj) for name, obj in objects.items()},
+        "values": {name: state_of(value) for name, value in values.items()},
+    }
+    path = os.path.join(run.dir, "snapshot.pt")
+    with open(path + ".tmp", "wb") as f:
+        torch.save(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
+
+
+def resume(run: Run, objects: dict, **values) -> tuple:
+    """With --resume, load the snapshot into `objects` (in place) and return the loop's values it kept; else return
+    `values` as they are. Call once everything is built, just before the training loop."""
+    if run.snapshot is None:
+        return tuple(values.values())
+    saved, run.snapshot = run.snapshot, None
+    for name, obj in objects.items():
+        restore_state(obj, saved["objects"][name])
+    python = saved["rngs"]["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    np.random.set_state(restore_state(None, saved["rngs"]["numpy"]))
+    torch.set_rng_state(saved["rngs"]["torch"])
+    if saved["rngs"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["rngs"]["cuda"])
+    run.episodes = saved["run"]["episodes"]
+    run.recent_returns.extend(saved["run"]["recent_returns"])
+    run.start_time = run.last_step_time = time.time() - saved["run"]["elapsed_s"]
+    run.global_step = run.snapshot_step = saved["global_step"]
+    print(f"resumed {run.dir} at global step {run.global_step}")
+    return tuple(restore_state(value, saved["values"][name]) for name, value in values.items())
+
+
+def state_of(obj):
+    """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
+    numpy arrays (as tensors), numpy Generators (their bit generator's state), gymnasium envs (`env_state`), numbers,
+    lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
+    attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
+    if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
+        return {"state_dict": obj.state_dict()}
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, np.ndarray):
+        return {"ndarray": torch.from_numpy(obj)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.random.Generator):
+        return {"generator": obj.bit_generator.state}
+    if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
+        return {"env": env_state(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple, collections.deque)):
+        return {"list": [state_of(item) for item in obj]}
+    if isinstance(obj, dict):
+        return {"dict": {key: state_of(value) for key, value in obj.items()}}
+    if type(obj).__module__ == __name__:
+        return {"object": {name: state_of(value) for name, value in vars(obj).items()}}
+    return None
+
+
+def restore_state(obj, data):
+    """The inverse of `state_of`: load `data` into `obj` in place where it can be (modules, optimizers, tensors,
+    arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
+    if not isinstance(data, dict):
+        if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            with torch.no_grad():
+                return obj.copy_(data)
+        return obj if data is None else data
+    if "state_dict" in data:
+        obj.load_state_dict(data["state_dict"])
+    elif "ndarray" in data:
+        array = data["ndarray"].numpy()
+        if isinstance(obj, np.ndarray) and obj.shape == array.shape and obj.dtype == array.dtype:
+            obj[...] = array
+            return obj
+        return array.copy()
+    elif "generator" in data:
+        obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
+        obj.bit_generator.state = data["generator"]
+    elif "env" in data:
+        set_env_state(obj, data["env"])
+    elif "list" in data:
+        items = [restore_state(None, item) for item in data["list"]]
+        return type(obj)(items, obj.maxlen) if isinstance(obj, collections.deque) else type(obj or [])(items)
+    elif "dict" in data:
+        return {key: restore_state((obj or {}).get(key), value) for key, value in data["dict"].items()}
+    elif "object" in data:
+        for name, value in data["object"].items():
+            setattr(obj, name, restore_state(getattr(obj, name, None), value))
+    return obj
+
+
+def env_layers(env) -> list:
+    """An env or vector env and its wrappers (for a SyncVectorEnv, each of its envs with theirs), outside in."""
+    layers = []
+    while env is not None:
+        layers.append(env)
+        for sub_env in getattr(env, "envs", []) if isinstance(env, gym.vector.SyncVectorEnv) else []:
+            layers.extend(env_layers(sub_env))
+        env = getattr(env, "env", None)
+    return layers
+
+
+def env_state(env) -> list:
+    """The state of an env and its wrappers: each layer's plain attributes (numbers and arrays: the physical state
+    of a classic-control env, step counters, episode statistics), its RNG and, for a MuJoCo env, the simulator's full
+    integration state (mujoco.mj_getState). What these do not hold (a renderer, a video recorder) is not restored."""
+    states = []
+    for layer in env_layers(env):
+        state = {
+            name: state_of(value)
+            for name, value in vars(layer).items()
+            if value is None or isinstance(value, (bool, int, float, np.ndarray, np.generic, np.random.Generator))
+        }
+        if type(layer).__module__.startswith("gymnasium.envs.mujoco"):
+            import mujoco
+
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            physics = np.empty(mujoco.mj_stateSize(layer.model, spec))
+            mujoco.mj_getState(layer.model, layer.data, physics, spec)
+            state["mujoco_state"] = state_of(physics)
+        states.append(state)
+    return states
+
+
+def set_env_state(env, states: list) -> None:
+    """Load `env_state`'s output into an env built the same way."""
+    for layer, state in zip(env_layers(env), states, strict=True):
+        for name, value in state.items():
+            if name == "mujoco_state":
+                import mujoco
+
+                mujoco.mj_setState(
+                    layer.model, layer.data, value["ndarray"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION
+                )
+            else:
+                setattr(layer, name, restore_state(getattr(layer, name, None), value))
+
+
 def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
     """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
     and return it."""
@@ -784,6 +1004,8 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
         "args": asdict(args),
     }
     write_summary(run.dir, summary)
+    if os.path.exists(os.path.join(run.dir, "snapshot.pt")):  # the run is complete: what it keeps is the summary
+        os.remove(os.path.join(run.dir, "snapshot.pt"))
     print(
         f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
     )
@@ -827,7 +1049,10 @@ def interrupt(run: Run) -> NoReturn:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)
     if not first:
         raise SystemExit(130)
-    fail(f"interrupted at global step {run.global_step}; what was logged is kept in {run.dir}", status=130)
+    kept = f"what was logged is kept in {run.dir}"
+    if run.snapshot_step:
+        kept += f"; continue from step {run.snapshot_step} with --resume {run.dir}"
+    fail(f"interrupted at global step {run.global_step}; {kept}", status=130)
 
 
 def make_run_dir(args: Args) -> tuple:
