@@ -5,12 +5,14 @@ the row's arguments, exactly as a user would type it.
     python benchmarks/run.py --suite classic --workers 2
     python benchmarks/run.py --suite mujoco --backend ray --ray-address auto   # on a Ray cluster
     python benchmarks/run.py --suite classic --only dqn c51                     # some rows only
+    python benchmarks/run.py --suite mujoco --only sac td3 --seeds 1             # and some seeds only
 
 Each run logs to `{runs_dir}/{suite}/{row label}/{env_id}/seed_{seed}/`: the script's run folder (summary.json,
 TensorBoard scalars), `output.log` (what the script printed) and `run.json` (the command, the machine, the exit status
-and the wall time). A run whose summary.json exists is done and is not run
-again; a run without one (it crashed, timed out, or the benchmark was killed) is deleted and re-run from scratch. Failed
-runs are listed at the end with their error and log, and the exit status is then 1.
+and the wall time). A run whose summary.json exists is done and is not run again. A run without one (it crashed, timed
+out, or the benchmark was killed) continues from its last snapshot when it has one (rows with `snapshot_frequency`:
+`--resume`, in the same run folder, its output appended to output.log); without a snapshot it is deleted and re-run from
+scratch. Failed runs are listed at the end with their error and log, and the exit status is then 1.
 
 Backends. `local`: a pool of `--workers` processes, each run with OMP_NUM_THREADS=1 (a3c.py's rows take one slot per
 worker process). `ray`: each run is a Ray task reserving one CPU (a3c.py: one per worker), submitted to
@@ -57,6 +59,8 @@ class Args:
     tabular, marl)"""
     only: tuple[str, ...] = ()
     """run only the rows with these labels (the script's name, or a row's own name)"""
+    seeds: tuple[int, ...] = ()
+    """run only these of each row's seeds (e.g. `--seeds 1`: one seed of every row first)"""
     workers: int = os.cpu_count() or 1
     """local backend: the CPU cores to fill (a run takes one; an a3c.py run one per worker process)"""
     backend: Literal["local", "ray"] = "local"
@@ -118,12 +122,13 @@ def algo_args(row: Row, seed: int, log_dir: str) -> dict:
     return dict(env_id=row.env_id, seed=seed, **{budget: row.budget}, exp_name=row.label, log_dir=log_dir, **row.args)
 
 
-def command(row: Row, seed: int, log_dir: str) -> list:
-    """The command line of one run, as a user would type it (run from the repository's root)."""
+def command(row: Row, seed: int, log_dir: str, resume: str | None = None) -> list:
+    """The command line of one run, as a user would type it (run from the repository's root); with `resume`, the
+    command that continues the run folder `resume` from its snapshot."""
     line = [sys.executable, os.path.join("algos", f"{row.algo}.py")]
     for name, value in algo_args(row, seed, log_dir).items():
         line += flag(name, value)
-    return line
+    return line + (["--resume", resume] if resume else [])
 
 
 def check_row(row: Row) -> str | None:
@@ -156,6 +161,16 @@ def plan(suite: str, rows, runs_dir: str) -> list:
             folder = os.path.join(runs_dir, suite, row.label, row.env_id.replace("/", "-"), f"seed_{seed}")
             runs.append(Run(row, seed, folder, cpus))
     return runs
+
+
+def snapshot_folder(folder: str) -> str | None:
+    """The run folder under `folder` that an unfinished run left with a snapshot to continue from, or None."""
+    if not os.path.isdir(folder):
+        return None
+    for entry in sorted(os.listdir(folder)):
+        if os.path.isfile(os.path.join(folder, entry, "snapshot.pt")):
+            return os.path.join(folder, entry)
+    return None
 
 
 def summary_path(folder: str) -> str | None:
@@ -223,7 +238,7 @@ def execute(line: list, folder: str, time_limit_s: float, cwd: str, processes: P
     `processes`, if given, starts the process, so that the caller can stop it."""
     log_path, start = os.path.join(folder, "output.log"), time.time()
     processes = processes or Processes()
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:  # a resumed run's output follows what it printed before it stopped
         process = processes.start(
             line, cwd=cwd, env=run_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -343,8 +358,8 @@ def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress)
                 busy = sum(run.cpus for run in running.values())
                 while pending and (not running or busy + pending[0].cpus <= workers):
                     run = pending.pop(0)
-                    os.makedirs(run.folder)
-                    line = command(run.row, run.seed, run.folder)
+                    os.makedirs(run.folder, exist_ok=True)
+                    line = command(run.row, run.seed, run.folder, resume=snapshot_folder(run.folder))
                     running[pool.submit(execute, line, run.folder, time_limit_s, REPO, processes)] = run
                     busy += run.cpus
                     progress.update(started=1)
@@ -419,6 +434,9 @@ def select_rows(args: Args) -> tuple:
         fail(f"suite {args.suite} has no row {', '.join(missing)}; its rows are {', '.join(sorted(labels))}")
     if args.only:
         rows = tuple(row for row in rows if row.label in args.only)
+    if args.seeds:
+        rows = tuple(dataclasses.replace(row, seeds=tuple(s for s in row.seeds if s in args.seeds)) for row in rows)
+        rows = tuple(row for row in rows if row.seeds)
     if not rows:
         fail(f"suite {args.suite} has no rows yet")
     return rows
@@ -440,8 +458,9 @@ def run_suite(
     with suite_lock(runs_dir, suite):
         runs = plan(suite, rows, runs_dir)
         todo = [run for run in runs if summary_path(run.folder) is None]
-        for run in todo:  # what a crashed or killed run left behind
-            shutil.rmtree(run.folder, ignore_errors=True)
+        for run in todo:  # what a crashed or killed run left behind: removed, unless it continues from a snapshot
+            if snapshot_folder(run.folder) is None:
+                shutil.rmtree(run.folder, ignore_errors=True)
         progress = Progress(suite, len(runs), len(runs) - len(todo))
         progress.print()
         if backend == "ray":

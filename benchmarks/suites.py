@@ -350,7 +350,8 @@ CONTINUOUS = tuple(
 # MuJoCo at 1M steps: a cluster's work (the off-policy scripts run at 20 to 40 steps per second on one core here, so
 # hours a run). The settings of benchmarks/MUJOCO.md and POLICY_GRADIENT.md; ppo_continuous.py at CleanRL's MuJoCo
 # defaults.
-OFF_POLICY_MUJOCO = dict(learning_rate=3e-4, gamma=0.99, buffer_size=1_000_000)
+# A snapshot every 50k steps: a run stopped by anything continues from its last one (run.py resumes it).
+OFF_POLICY_MUJOCO = dict(learning_rate=3e-4, gamma=0.99, buffer_size=1_000_000, snapshot_frequency=50_000)
 MUJOCO_ARGS = {
     "ddpg": dict(**OFF_POLICY_MUJOCO, learning_starts=25_000, policy_frequency=2),
     "td3": dict(**OFF_POLICY_MUJOCO, learning_starts=25_000),

@@ -166,6 +166,24 @@ def scalar_tags(run_dir: str) -> list:
     return accumulator.Tags()["scalars"]
 
 
+class Killed(Exception):
+    """The end of a run stopped right after a snapshot, as a SIGKILL would end it (in-process, without the race)."""
+
+
+def stop_after_first_snapshot(module, monkeypatch):
+    """Make `module` write its first snapshot and stop there: the TensorBoard writer is closed (what was logged up to
+    then reaches the disk, as it may before a kill) and the run raises Killed."""
+    write_snapshot = module.snapshot
+
+    def snapshot_then_stop(run, objects, **values):
+        write_snapshot(run, objects, **values)
+        if os.path.exists(os.path.join(run.dir, "snapshot.pt")):
+            module.close_run(run)
+            raise Killed
+
+    monkeypatch.setattr(module, "snapshot", snapshot_then_stop)
+
+
 # How long a test waits for a process or a condition before it calls it hung. Only a hang guard, generous because the
 # suite runs its tests side by side on few cores (`-n auto`): no test asserts how fast something runs.
 PATIENCE_S = 600

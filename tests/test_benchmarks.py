@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ALGO_FILES, PATIENCE_S, REPO, run_dirs, wait_until
+from helpers import ALGO_FILES, PATIENCE_S, REPO, Killed, load_algo, run_dirs, stop_after_first_snapshot, wait_until
 from torch.utils.tensorboard import SummaryWriter
 
 from benchmarks import report, run
@@ -400,3 +400,26 @@ def test_ray_backend_runs_the_smoke_suites_cheapest_rows(tmp_path):
         assert summary["algo"] == row.algo and summary["total_timesteps"] > 0
         assert json.load(open(os.path.join(folder, "run.json")))["returncode"] == 0
         assert os.path.isfile(os.path.join(folder, "output.log"))
+
+
+def test_a_killed_run_with_a_snapshot_continues_from_it(tmp_path):
+    """A run of a suite that stopped after a snapshot (as a kill leaves it) is continued with --resume in its own run
+    folder by the next call, not re-run from scratch."""
+    row = Row(
+        algo="sac", env_id="Pendulum-v1", budget=600, seeds=(1,), args=dict(learning_starts=200, snapshot_frequency=300)
+    )
+    (folder,) = [r.folder for r in run.plan("resumed", [row], str(tmp_path))]
+    module = load_algo("sac")
+    with pytest.MonkeyPatch.context() as patch:
+        stop_after_first_snapshot(module, patch)
+        with pytest.raises(Killed):
+            module.train(module.Args(**run.algo_args(row, 1, folder)))
+    (stopped,) = run_dirs(folder)
+
+    outcomes = run.run_suite("resumed", [row], str(tmp_path))
+    assert [outcome.returncode for _, outcome in outcomes] == [0]
+    assert run_dirs(folder) == [stopped] and run.summary_path(folder) == os.path.join(stopped, "summary.json")
+    with open(os.path.join(folder, "run.json")) as f:
+        assert f"--resume {stopped}" in json.load(f)["command"]
+    with open(os.path.join(folder, "output.log")) as f:
+        assert "resumed" in f.read()

@@ -12,30 +12,23 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, SMOKE_ARGS, load_algo, only_run_dir, read_scalars, smoke_args, smoke_env_id, wait_until
+from helpers import (
+    REPO,
+    SMOKE_ARGS,
+    Killed,
+    load_algo,
+    only_run_dir,
+    read_scalars,
+    smoke_args,
+    smoke_env_id,
+    stop_after_first_snapshot,
+    wait_until,
+)
 from test_common import refused_in_one_line
 
 RESUMABLE = sorted(
     name for name in SMOKE_ARGS if "resume" in {f.name for f in dataclasses.fields(load_algo(name).Args)}
 )
-
-
-class Killed(Exception):
-    """The end of a run stopped right after a snapshot, as a SIGKILL would end it (in-process, without the race)."""
-
-
-def stop_after_first_snapshot(module, monkeypatch):
-    """Make `module` write its first snapshot and stop there: the TensorBoard writer is closed (what was logged up to
-    then reaches the disk, as it may before a kill) and the run raises Killed."""
-    write_snapshot = module.snapshot
-
-    def snapshot_then_stop(run, objects, **values):
-        write_snapshot(run, objects, **values)
-        if os.path.exists(os.path.join(run.dir, "snapshot.pt")):
-            module.close_run(run)
-            raise Killed
-
-    monkeypatch.setattr(module, "snapshot", snapshot_then_stop)
 
 
 def assert_same_run(left_alone: str, resumed: str) -> None:
