@@ -63,6 +63,10 @@ class Args:
     """path of a saved model: load it and only evaluate"""
     log_dir: str = "runs"
     """parent folder of the run folder"""
+    snapshot_frequency: int = 0
+    """every this many env steps, write a snapshot to the run folder that --resume continues from (0: never)"""
+    resume: str | None = None
+    """a run folder with a snapshot: continue that run from it, with the same arguments"""
 
     # Algorithm specific arguments
     env_id: str = "CartPole-v1"
@@ -324,7 +328,10 @@ def train(args: Args) -> dict:
     global_step, updates = 0, 0
     num_iterations = 0 if checkpoint else args.total_timesteps // args.num_envs
     obs, _ = envs.reset(seed=args.seed)
-    for _ in range(num_iterations):
+    # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
+    state = dict(q_network=q_network, target_network=target_network, optimizer=optimizer, rb=rb, rng=rng, envs=envs)
+    global_step, updates, obs = resume(run, state, global_step=global_step, updates=updates, obs=obs)
+    for _ in range(global_step // args.num_envs, num_iterations):
         global_step += args.num_envs
         # collect: one ε-greedy step in every env; store (s, a, r, s', terminated), s' the state the step led to
         epsilon = linear_schedule(
@@ -355,6 +362,7 @@ def train(args: Args) -> dict:
             if steps_crossed(global_step, args.num_envs, args.target_network_frequency):
                 update_target(target_network, q_network, args.tau)
         log_progress(run, global_step, epsilon=epsilon)
+        snapshot(run, state, global_step=global_step, updates=updates, obs=obs)
 
     envs.close()
     eval_returns = evaluate(
@@ -689,7 +697,7 @@ def state_of(obj):
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, (list, tuple, collections.deque)):
-        return {"list": [state_of(item) for item in obj]}
+        return {"tuple" if isinstance(obj, tuple) else "list": [state_of(item) for item in obj]}
     if isinstance(obj, dict):
         return {"dict": {key: state_of(value) for key, value in obj.items()}}
     if type(obj).__module__ == __name__:
@@ -718,9 +726,13 @@ def restore_state(obj, data):
         obj.bit_generator.state = data["generator"]
     elif "env" in data:
         set_env_state(obj, data["env"])
-    elif "list" in data:
-        items = [restore_state(None, item) for item in data["list"]]
-        return type(obj)(items, obj.maxlen) if isinstance(obj, collections.deque) else type(obj or [])(items)
+    elif "list" in data or "tuple" in data:
+        current = list(obj) if isinstance(obj, (list, tuple, collections.deque)) else []  # each item's template
+        saved = data.get("list", data.get("tuple"))
+        items = [restore_state(current[i] if i < len(current) else None, item) for i, item in enumerate(saved)]
+        if isinstance(obj, collections.deque):
+            return collections.deque(items, obj.maxlen)
+        return tuple(items) if "tuple" in data else items
     elif "dict" in data:
         return {key: restore_state((obj or {}).get(key), value) for key, value in data["dict"].items()}
     elif "object" in data:

@@ -59,6 +59,10 @@ class Args:
     """path of a saved model: load it and only evaluate"""
     log_dir: str = "runs"
     """parent folder of the run folder"""
+    snapshot_frequency: int = 0
+    """every this many env steps, write a snapshot to the run folder that --resume continues from (0: never)"""
+    resume: str | None = None
+    """a run folder with a snapshot: continue that run from it, with the same arguments"""
 
     # Algorithm specific arguments
     env_id: str = "CartPole-v1"
@@ -371,7 +375,10 @@ def train(args: Args) -> dict:
     global_step = 0
     num_iterations = 0 if checkpoint else args.total_timesteps // (args.num_envs * args.num_steps)
     next_obs = torch.as_tensor(envs.reset(seed=args.seed)[0], dtype=torch.float32, device=run.device)
-    for iteration in range(num_iterations):
+    # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
+    state = dict(agent=agent, optimizer=optimizer, envs=envs)
+    global_step, next_obs = resume(run, state, global_step=global_step, next_obs=next_obs)
+    for iteration in range(global_step // (args.num_envs * args.num_steps), num_iterations):
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - iteration / num_iterations) * args.learning_rate
         # collect: num_steps steps of every env with the current policy
@@ -387,6 +394,7 @@ def train(args: Args) -> dict:
         for name, value in losses.items():
             run.writer.add_scalar(f"losses/{name}", float(value), global_step)
         log_progress(run, global_step)
+        snapshot(run, state, global_step=global_step, next_obs=next_obs)
 
     envs.close()
     eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir)
@@ -719,7 +727,7 @@ def state_of(obj):
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, (list, tuple, collections.deque)):
-        return {"list": [state_of(item) for item in obj]}
+        return {"tuple" if isinstance(obj, tuple) else "list": [state_of(item) for item in obj]}
     if isinstance(obj, dict):
         return {"dict": {key: state_of(value) for key, value in obj.items()}}
     if type(obj).__module__ == __name__:
@@ -748,9 +756,13 @@ def restore_state(obj, data):
         obj.bit_generator.state = data["generator"]
     elif "env" in data:
         set_env_state(obj, data["env"])
-    elif "list" in data:
-        items = [restore_state(None, item) for item in data["list"]]
-        return type(obj)(items, obj.maxlen) if isinstance(obj, collections.deque) else type(obj or [])(items)
+    elif "list" in data or "tuple" in data:
+        current = list(obj) if isinstance(obj, (list, tuple, collections.deque)) else []  # each item's template
+        saved = data.get("list", data.get("tuple"))
+        items = [restore_state(current[i] if i < len(current) else None, item) for i, item in enumerate(saved)]
+        if isinstance(obj, collections.deque):
+            return collections.deque(items, obj.maxlen)
+        return tuple(items) if "tuple" in data else items
     elif "dict" in data:
         return {key: restore_state((obj or {}).get(key), value) for key, value in data["dict"].items()}
     elif "object" in data:

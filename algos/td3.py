@@ -725,7 +725,7 @@ def state_of(obj):
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, (list, tuple, collections.deque)):
-        return {"list": [state_of(item) for item in obj]}
+        return {"tuple" if isinstance(obj, tuple) else "list": [state_of(item) for item in obj]}
     if isinstance(obj, dict):
         return {"dict": {key: state_of(value) for key, value in obj.items()}}
     if type(obj).__module__ == __name__:
@@ -754,9 +754,13 @@ def restore_state(obj, data):
         obj.bit_generator.state = data["generator"]
     elif "env" in data:
         set_env_state(obj, data["env"])
-    elif "list" in data:
-        items = [restore_state(None, item) for item in data["list"]]
-        return type(obj)(items, obj.maxlen) if isinstance(obj, collections.deque) else type(obj or [])(items)
+    elif "list" in data or "tuple" in data:
+        current = list(obj) if isinstance(obj, (list, tuple, collections.deque)) else []  # each item's template
+        saved = data.get("list", data.get("tuple"))
+        items = [restore_state(current[i] if i < len(current) else None, item) for i, item in enumerate(saved)]
+        if isinstance(obj, collections.deque):
+            return collections.deque(items, obj.maxlen)
+        return tuple(items) if "tuple" in data else items
     elif "dict" in data:
         return {key: restore_state((obj or {}).get(key), value) for key, value in data["dict"].items()}
     elif "object" in data:
