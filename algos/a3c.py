@@ -24,6 +24,7 @@ What was tried and measured: benchmarks/NOTES.md#a3cpy
 """
 
 # Imports
+import atexit
 import collections
 import json
 import math
@@ -104,6 +105,11 @@ class Args:
     rmsprop_eps: float = 1e-5
     """the ε added to RMSProp's denominator"""
 
+    norm_obs: bool = False
+    """normalize observations by running mean and standard deviation (clipped to ±10)"""
+    norm_reward: bool = False
+    """scale rewards by the running standard deviation of the discounted return (clipped to ±10)"""
+
 
 # The algorithm: environment, actor-critic, rollout, GAE, the actor-critic loss, shared RMSProp and the workers
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
@@ -118,6 +124,42 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
         return env
 
     return thunk
+
+
+class RunningMeanStd:
+    """Running mean and variance of a stream of batches, merged batch by batch (Chan et al. 1979)."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        batch_mean, batch_var, batch_count = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x: np.ndarray, clip: float = 10.0) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -clip, clip)
+
+
+class RewardScaler:
+    """r / std(G), clipped to ±10, with G_t = γ G_{t−1} + r_t the running discounted return of each env, reset at
+    episode ends; std(G) is a running estimate over all envs and steps."""
+
+    def __init__(self, num_envs: int, gamma: float):
+        self.return_rms, self.returns, self.gamma = RunningMeanStd(), np.zeros(num_envs), gamma
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + reward
+        self.return_rms.update(self.returns)
+        scaled = np.clip(reward / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0)
+        self.returns[done] = 0.0
+        return scaled
 
 
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
@@ -230,10 +272,13 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     return real
 
 
-def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, global_step, budget: int, messages) -> tuple:
+def collect_rollout(
+    envs, agent, rollout: Rollout, next_obs: torch.Tensor, global_step, budget: int, messages, obs_rms, scale_reward
+) -> tuple:
     """Fill `rollout` with num_steps steps of the worker's env, a ~ π(·|s), each counted on the shared step counter
-    `global_step` (the one shared value behind a lock), and report the episodes that end. Returns the observation to go
-    on from and the step count, or None for the count when the budget ran out within the rollout."""
+    `global_step` (the one shared value behind a lock), and report the episodes that end; observations pass through
+    `obs_rms` (updated with them) and rewards through `scale_reward`, where given. Returns the observation to go on from
+    and the step count, or None for the count when the budget ran out within the rollout."""
     device = next_obs.device
     for step in range(len(rollout.obs)):
         with global_step.get_lock():
@@ -249,6 +294,10 @@ def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, globa
         next_obs_np, reward, terminated, truncated, infos = envs.step(env_action(action, envs.single_action_space))
         if "_episode" in infos:
             messages.put(("episode", float(infos["episode"]["r"][0]), int(infos["episode"]["l"][0]), step_count))
+        if obs_rms is not None:
+            obs_rms.update(next_obs_np)
+        if scale_reward is not None:
+            reward = scale_reward(reward, terminated | truncated)
         rollout.rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
         rollout.terminations[step] = torch.as_tensor(terminated, device=device)
         rollout.dones[step] = torch.as_tensor(terminated | truncated, device=device)
@@ -256,9 +305,13 @@ def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, globa
         if truncated.any():
             # truncation is not termination: keep V(s_final) to bootstrap from
             final_obs = true_next_obs(next_obs_np, infos)[truncated]
+            if obs_rms is not None:
+                final_obs = obs_rms.normalize(final_obs)
             with torch.inference_mode():
                 final_value = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device))
             rollout.final_values[step, torch.as_tensor(truncated, device=device)] = final_value
+        if obs_rms is not None:
+            next_obs_np = obs_rms.normalize(next_obs_np)
         next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
     return next_obs, step_count
 
@@ -320,8 +373,9 @@ def shared_rmsprop_step(params, grads, square_avgs, lr: float, alpha: float, eps
 
 
 def worker(worker_id: int, args: Args, video_dir: str, shared_agent: Agent, square_avgs: list, global_step, messages):
-    """One actor-learner process: its own env and local network, n-step updates applied to the shared parameters.
-    It reports finished episodes, losses, its end ("done") and any error to the main process through `messages`."""
+    """One actor-learner process: its own env, local network and normalization statistics (each worker keeps its own:
+    the workers see the same env), n-step updates applied to the shared parameters. It reports finished episodes,
+    losses, its end ("done", with its observation statistics) and any error to the main process through `messages`."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it ends the workers
         torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
@@ -341,14 +395,19 @@ def worker(worker_id: int, args: Args, video_dir: str, shared_agent: Agent, squa
         agent = Agent(obs_dim, act_space)  # the worker's local copy θ'
         shared_params = list(shared_agent.parameters())
         rollout = Rollout(args.num_steps, 1, obs_dim, act_space.shape, torch.float32, "cpu")
+        obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+        scale_reward = RewardScaler(1, args.gamma) if args.norm_reward else None
 
         update = 0
-        next_obs = torch.as_tensor(envs.reset(seed=args.seed + worker_id)[0], dtype=torch.float32)
+        next_obs_np, _ = envs.reset(seed=args.seed + worker_id)
+        if obs_rms is not None:
+            next_obs_np = obs_rms.normalize(next_obs_np)
+        next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32)
         while os.getppid() == parent_pid:  # a worker whose main process is gone stops
             agent.load_state_dict(shared_agent.state_dict())  # θ' ← θ
             # collect: num_steps steps with the policy of θ'
             next_obs, step_count = collect_rollout(
-                envs, agent, rollout, next_obs, global_step, args.total_timesteps, messages
+                envs, agent, rollout, next_obs, global_step, args.total_timesteps, messages, obs_rms, scale_reward
             )
             if step_count is None:
                 break  # the budget ran out within the rollout: the partial rollout is dropped
@@ -371,13 +430,14 @@ def worker(worker_id: int, args: Args, video_dir: str, shared_agent: Agent, squa
                 losses = {name: float(value) for name, value in losses.items()}
                 messages.put(("losses", step_count, losses | {"learning_rate": lr}))
         envs.close()
-        messages.put(("done", worker_id, None))
+        messages.put(("done", worker_id, None if obs_rms is None else (obs_rms.mean, obs_rms.var)))
     except Exception as e:
         messages.put(("error", f"worker {worker_id} raised {type(e).__name__}: {e}", traceback.format_exc()))
 
 
-def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
-    """Returns of `episodes` episodes with the deterministic action, on a fresh env."""
+def evaluate(agent, obs_rms, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
+    """Returns of `episodes` episodes with the deterministic action, on a fresh env; `obs_rms` (frozen) normalizes, if
+    given."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
@@ -388,8 +448,9 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
         obs, _ = env.reset(seed=seed + episode)
         done, episode_return = False, 0.0
         while not done:
+            x = obs_rms.normalize(obs) if obs_rms is not None else obs
             with torch.inference_mode():
-                action = agent.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+                action = agent.act_deterministic(torch.as_tensor(x, dtype=torch.float32, device=device)[None])
             obs, reward, terminated, truncated, _ = env.step(env_action(action, env.action_space)[0])
             episode_return += float(reward)
             done = terminated or truncated
@@ -419,9 +480,14 @@ def train(args: Args) -> dict:
     run = start_run(args)  # seeds this process, which draws the initial parameters; each worker seeds itself
     # the global network in shared memory, and the shared RMSProp statistics
     obs_space, act_space = env_spaces(args.env_id)
-    shared_agent = Agent(int(np.prod(obs_space.shape)), act_space)
+    obs_dim = int(np.prod(obs_space.shape))
+    shared_agent = Agent(obs_dim, act_space)
+    obs_rms = None  # the evaluation's observation statistics: worker 0's, or the checkpoint's
     if checkpoint:
         load_weights(run, shared_agent, checkpoint["agent"])
+        if "obs_mean" in checkpoint:
+            obs_rms = RunningMeanStd((obs_dim,))
+            obs_rms.mean, obs_rms.var = checkpoint["obs_mean"].numpy(), checkpoint["obs_var"].numpy()
     shared_agent.share_memory()
     square_avgs = [torch.zeros_like(param).share_memory_() for param in shared_agent.parameters()]
 
@@ -468,6 +534,10 @@ def train(args: Args) -> dict:
                 close_run(run)
                 fail(message, status=1)
             elif kind == "done":
+                worker_id, statistics = content
+                if worker_id == 0 and statistics is not None:
+                    obs_rms = RunningMeanStd((obs_dim,))
+                    obs_rms.mean, obs_rms.var = statistics
                 running -= 1
             log_progress(run, global_step.value)
     finally:  # never leave a worker behind, whatever happened here
@@ -479,9 +549,12 @@ def train(args: Args) -> dict:
                 process.join()
 
     eval_returns = evaluate(
-        shared_agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+        shared_agent, obs_rms, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
     )
-    return finish_run(run, global_step.value, eval_returns, model={"agent": shared_agent.state_dict()})
+    model = {"agent": shared_agent.state_dict()}
+    if obs_rms is not None:  # the observation statistics travel with the weights: without them the policy is lost
+        model.update(obs_mean=torch.from_numpy(obs_rms.mean), obs_var=torch.from_numpy(obs_rms.var))
+    return finish_run(run, global_step.value, eval_returns, model=model)
 
 
 # Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
@@ -792,7 +865,7 @@ def resume(run: Run, objects: dict, **values) -> tuple:
 
 def state_of(obj):
     """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
-    numpy arrays (as tensors), numpy Generators (their bit generator's state), gymnasium envs (`env_state`), numbers,
+    numpy arrays (as tensors), numpy and torch Generators (their states), gymnasium envs (`env_state`), numbers,
     lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
     attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
     if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
@@ -805,6 +878,8 @@ def state_of(obj):
         return obj.item()
     if isinstance(obj, np.random.Generator):
         return {"generator": obj.bit_generator.state}
+    if isinstance(obj, torch.Generator):
+        return {"torch_generator": obj.get_state()}
     if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
         return {"env": env_state(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -823,6 +898,8 @@ def restore_state(obj, data):
     arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
     if not isinstance(data, dict):
         if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            if obj.is_inference():  # made under torch.inference_mode: not writable, replaced
+                return data.to(obj.device)
             with torch.no_grad():
                 return obj.copy_(data)
         return obj if data is None else data
@@ -837,6 +914,8 @@ def restore_state(obj, data):
     elif "generator" in data:
         obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
         obj.bit_generator.state = data["generator"]
+    elif "torch_generator" in data:
+        obj.set_state(data["torch_generator"])
     elif "env" in data:
         set_env_state(obj, data["env"])
     elif "list" in data or "tuple" in data:
@@ -963,7 +1042,8 @@ def interrupt(run: Run) -> NoReturn:
         return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
     first, run.interrupted_at = not run.interrupted_at, time.time()
     if first:
-        run.previous_sigint = None  # this handler stays until the process ends
+        run.previous_sigint = None  # this handler stays until the process ends ...
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
         close_run(run)
         with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)

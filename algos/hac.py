@@ -51,6 +51,7 @@ What was tried and measured: benchmarks/NOTES.md#hacpy
 """
 
 # Imports
+import atexit
 import collections
 import json
 import os
@@ -98,6 +99,10 @@ class Args:
     """path of a saved model: load it and only evaluate"""
     log_dir: str = "runs"
     """parent folder of the run folder"""
+    snapshot_frequency: int = 0
+    """every this many env steps, write a snapshot to the run folder that --resume continues from (0: never)"""
+    resume: str | None = None
+    """a run folder with a snapshot: continue that run from it, with the same arguments"""
 
     # Algorithm specific arguments
     env_id: str = "MountainCarContinuous-v0"
@@ -573,9 +578,22 @@ def train(args: Args) -> dict:
             load_weights(run, actor, state)
 
     recent_successes = collections.deque(maxlen=10)
-    global_step = 0
+    global_step, episodes_done = 0, 0
     total_episodes = 0 if checkpoint else args.total_episodes
-    for episode in range(total_episodes):
+    # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
+    state = dict(
+        actors=actors,
+        critics=critics,
+        actor_optimizers=actor_optimizers,
+        critic_optimizers=critic_optimizers,
+        buffers=buffers,
+        rng=rng,
+        env=env,
+    )
+    global_step, episodes_done, recent_successes = resume(
+        run, state, global_step=global_step, episodes_done=episodes_done, recent_successes=recent_successes
+    )
+    for episode in range(episodes_done, total_episodes):
         # collect: the top level pursues the end goal; the levels below explore, test subgoals and store transitions
         obs, _ = env.reset(seed=args.seed if episode == 0 else None)
         ep = new_episode(env, obs, space, args.num_levels)
@@ -609,6 +627,7 @@ def train(args: Args) -> dict:
             run.writer.add_scalar(f"losses/actor_loss_level{level}", pi_loss.item(), global_step)
             run.writer.add_scalar(f"losses/q_values_level{level}", q_values.mean().item(), global_step)
         log_progress(run, global_step, episode=episode + 1, recent_success=float(np.mean(recent_successes)))
+        snapshot(run, state, global_step=global_step, episodes_done=episode + 1, recent_successes=recent_successes)
 
     env.close()
     eval_returns, successes, lengths = evaluate(
@@ -930,7 +949,7 @@ def resume(run: Run, objects: dict, **values) -> tuple:
 
 def state_of(obj):
     """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
-    numpy arrays (as tensors), numpy Generators (their bit generator's state), gymnasium envs (`env_state`), numbers,
+    numpy arrays (as tensors), numpy and torch Generators (their states), gymnasium envs (`env_state`), numbers,
     lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
     attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
     if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
@@ -943,6 +962,8 @@ def state_of(obj):
         return obj.item()
     if isinstance(obj, np.random.Generator):
         return {"generator": obj.bit_generator.state}
+    if isinstance(obj, torch.Generator):
+        return {"torch_generator": obj.get_state()}
     if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
         return {"env": env_state(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -961,6 +982,8 @@ def restore_state(obj, data):
     arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
     if not isinstance(data, dict):
         if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            if obj.is_inference():  # made under torch.inference_mode: not writable, replaced
+                return data.to(obj.device)
             with torch.no_grad():
                 return obj.copy_(data)
         return obj if data is None else data
@@ -975,6 +998,8 @@ def restore_state(obj, data):
     elif "generator" in data:
         obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
         obj.bit_generator.state = data["generator"]
+    elif "torch_generator" in data:
+        obj.set_state(data["torch_generator"])
     elif "env" in data:
         set_env_state(obj, data["env"])
     elif "list" in data or "tuple" in data:
@@ -1101,7 +1126,8 @@ def interrupt(run: Run) -> NoReturn:
         return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
     first, run.interrupted_at = not run.interrupted_at, time.time()
     if first:
-        run.previous_sigint = None  # this handler stays until the process ends
+        run.previous_sigint = None  # this handler stays until the process ends ...
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
         close_run(run)
         with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)

@@ -39,6 +39,7 @@ steps: simple_spread, simple_adversary).
 """
 
 # Imports
+import atexit
 import collections
 import importlib
 import importlib.util
@@ -87,6 +88,10 @@ class Args:
     """path of a saved model: load it and only evaluate"""
     log_dir: str = "runs"
     """parent folder of the run folder"""
+    snapshot_frequency: int = 0
+    """every this many env steps, write a snapshot to the run folder that --resume continues from (0: never)"""
+    resume: str | None = None
+    """a run folder with a snapshot: continue that run from it, with the same arguments"""
 
     # Algorithm specific arguments
     env_id: str = "simple_spread_v3"
@@ -173,6 +178,10 @@ class TupleParallelEnv:
 
     def state(self) -> np.ndarray:
         return np.concatenate([np.asarray(o, dtype=np.float32).ravel() for o in self.last_obs])
+
+    @property
+    def unwrapped(self) -> gym.Env:
+        return self.env.unwrapped
 
     def render(self):
         return self.env.render()
@@ -541,8 +550,23 @@ def train(args: Args) -> dict:
     agent_returns, episode_length, episodes = np.zeros(n_agents), 0, 0
     total_timesteps = 0 if checkpoint else args.total_timesteps
     raw_obs, _ = env.reset(seed=args.seed)
-    obs, frames, recording = stack_obs(raw_obs, agents, obs_dim), [], args.capture_video
-    for global_step in range(1, total_timesteps + 1):
+    # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
+    state = dict(
+        policies=policies,
+        critics=critics,
+        target_policies=target_policies,
+        target_critics=target_critics,
+        actor_optimizer=actor_optimizer,
+        critic_optimizer=critic_optimizer,
+        rb=rb,
+        rng=rng,
+        env_rng=env.unwrapped.np_random,  # of the env only its RNG: snapshots fall between episodes (see below)
+    )
+    last_step, episodes = resume(run, state, global_step=0, episodes=episodes)
+    if last_step:  # resumed between two episodes: the next one starts from the env's restored RNG
+        raw_obs, _ = env.reset()
+    obs, frames, recording = stack_obs(raw_obs, agents, obs_dim), [], args.capture_video and records(episodes)
+    for global_step in range(last_step + 1, total_timesteps + 1):
         # collect: random actions at first, then the policies' exploring actions; store the joint transition
         if recording:
             frames.append(env.render())
@@ -568,8 +592,6 @@ def train(args: Args) -> dict:
             episodes += 1
             agent_returns[:], episode_length, frames = 0.0, 0, []
             recording = args.capture_video and records(episodes)
-            raw_obs, _ = env.reset()
-            obs = stack_obs(raw_obs, agents, obs_dim)
 
         # update: every critic on its target, then every actor on the updated critics, then the target networks
         if global_step > args.learning_starts and global_step % args.train_frequency == 0:
@@ -592,6 +614,10 @@ def train(args: Args) -> dict:
                 run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
             print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.1f}", flush=True)
         log_progress(run, global_step)
+        if not env.agents:  # the env's state (mpe2's world, LBF's field) cannot be saved: snapshot between episodes
+            snapshot(run, state, global_step=global_step, episodes=episodes)
+            raw_obs, _ = env.reset()
+            obs = stack_obs(raw_obs, agents, obs_dim)
 
     env.close()
     eval_returns = evaluate(policies, codec, args, args.seed + 10_000, obs_dim, run.device, run.eval_video_dir)
@@ -906,7 +932,7 @@ def resume(run: Run, objects: dict, **values) -> tuple:
 
 def state_of(obj):
     """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
-    numpy arrays (as tensors), numpy Generators (their bit generator's state), gymnasium envs (`env_state`), numbers,
+    numpy arrays (as tensors), numpy and torch Generators (their states), gymnasium envs (`env_state`), numbers,
     lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
     attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
     if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
@@ -919,6 +945,8 @@ def state_of(obj):
         return obj.item()
     if isinstance(obj, np.random.Generator):
         return {"generator": obj.bit_generator.state}
+    if isinstance(obj, torch.Generator):
+        return {"torch_generator": obj.get_state()}
     if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
         return {"env": env_state(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -937,6 +965,8 @@ def restore_state(obj, data):
     arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
     if not isinstance(data, dict):
         if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            if obj.is_inference():  # made under torch.inference_mode: not writable, replaced
+                return data.to(obj.device)
             with torch.no_grad():
                 return obj.copy_(data)
         return obj if data is None else data
@@ -951,6 +981,8 @@ def restore_state(obj, data):
     elif "generator" in data:
         obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
         obj.bit_generator.state = data["generator"]
+    elif "torch_generator" in data:
+        obj.set_state(data["torch_generator"])
     elif "env" in data:
         set_env_state(obj, data["env"])
     elif "list" in data or "tuple" in data:
@@ -1077,7 +1109,8 @@ def interrupt(run: Run) -> NoReturn:
         return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
     first, run.interrupted_at = not run.interrupted_at, time.time()
     if first:
-        run.previous_sigint = None  # this handler stays until the process ends
+        run.previous_sigint = None  # this handler stays until the process ends ...
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
         close_run(run)
         with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)

@@ -40,6 +40,7 @@ steps on simple_spread, 2M on Foraging-8x8-2p-3f-v3).
 """
 
 # Imports
+import atexit
 import collections
 import importlib
 import importlib.util
@@ -88,6 +89,10 @@ class Args:
     """path of a saved model: load it and only evaluate"""
     log_dir: str = "runs"
     """parent folder of the run folder"""
+    snapshot_frequency: int = 0
+    """every this many env steps, write a snapshot to the run folder that --resume continues from (0: never)"""
+    resume: str | None = None
+    """a run folder with a snapshot: continue that run from it, with the same arguments"""
 
     # Algorithm specific arguments
     env_id: str = "simple_spread_v3"
@@ -189,6 +194,10 @@ class TupleParallelEnv:
         return gym.spaces.Box(
             np.concatenate([s.low.ravel() for s in spaces]), np.concatenate([s.high.ravel() for s in spaces])
         )
+
+    @property
+    def unwrapped(self) -> gym.Env:
+        return self.env.unwrapped
 
     def render(self):
         return self.env.render()
@@ -559,6 +568,21 @@ def train(args: Args) -> dict:
 
     global_step, episodes = 0, 0
     total_timesteps = 0 if checkpoint else args.total_timesteps
+    # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
+    state = dict(
+        agent=agent,
+        mixer=mixer,
+        target_agent=target_agent,
+        target_mixer=target_mixer,
+        optimizer=optimizer,
+        rb=rb,
+        reward_std=reward_std,
+        rng=rng,
+        env_rng=env.unwrapped.np_random,  # of the env only its RNG: snapshots fall between episodes (see below)
+    )
+    global_step, episodes = resume(run, state, global_step=global_step, episodes=episodes)
+    if global_step:  # resumed between two episodes: the next one starts from the env's restored RNG
+        obs, _ = env.reset()
     while global_step < total_timesteps:
         # collect: one episode of ε-greedy actions, each agent exploring on its own
         ep_obs, ep_states = [stack_obs(obs, agents, obs_scaling)], [(env.state() - state_center) / state_half_width]
@@ -595,7 +619,6 @@ def train(args: Args) -> dict:
         run.writer.add_scalar("charts/epsilon", epsilon, global_step)
         rb.add(np.stack(ep_obs), np.stack(ep_states), np.stack(ep_actions), ep_rewards, ep_terminations)
         reward_std.update(np.asarray(ep_rewards))
-        obs, _ = env.reset()
 
         # update: gradient steps on batches of whole episodes, then the target networks
         if args.anneal_lr:
@@ -619,6 +642,9 @@ def train(args: Args) -> dict:
                 run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
             print(f"step={global_step} greedy eval_return={np.mean(eval_returns):.2f}", flush=True)
         log_progress(run, global_step, epsilon=epsilon)
+        # the env's state (mpe2's world, LBF's field) cannot be saved: the snapshot is taken between episodes
+        snapshot(run, state, global_step=global_step, episodes=episodes)
+        obs, _ = env.reset()
 
     env.close()
     eval_returns = evaluate(
@@ -935,7 +961,7 @@ def resume(run: Run, objects: dict, **values) -> tuple:
 
 def state_of(obj):
     """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
-    numpy arrays (as tensors), numpy Generators (their bit generator's state), gymnasium envs (`env_state`), numbers,
+    numpy arrays (as tensors), numpy and torch Generators (their states), gymnasium envs (`env_state`), numbers,
     lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
     attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
     if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
@@ -948,6 +974,8 @@ def state_of(obj):
         return obj.item()
     if isinstance(obj, np.random.Generator):
         return {"generator": obj.bit_generator.state}
+    if isinstance(obj, torch.Generator):
+        return {"torch_generator": obj.get_state()}
     if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
         return {"env": env_state(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -966,6 +994,8 @@ def restore_state(obj, data):
     arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
     if not isinstance(data, dict):
         if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            if obj.is_inference():  # made under torch.inference_mode: not writable, replaced
+                return data.to(obj.device)
             with torch.no_grad():
                 return obj.copy_(data)
         return obj if data is None else data
@@ -980,6 +1010,8 @@ def restore_state(obj, data):
     elif "generator" in data:
         obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
         obj.bit_generator.state = data["generator"]
+    elif "torch_generator" in data:
+        obj.set_state(data["torch_generator"])
     elif "env" in data:
         set_env_state(obj, data["env"])
     elif "list" in data or "tuple" in data:
@@ -1106,7 +1138,8 @@ def interrupt(run: Run) -> NoReturn:
         return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
     first, run.interrupted_at = not run.interrupted_at, time.time()
     if first:
-        run.previous_sigint = None  # this handler stays until the process ends
+        run.previous_sigint = None  # this handler stays until the process ends ...
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
         close_run(run)
         with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)

@@ -20,6 +20,7 @@ What was tried and measured: benchmarks/NOTES.md#qr_dqnpy
 """
 
 # Imports
+import atexit
 import collections
 import json
 import os
@@ -671,7 +672,7 @@ def resume(run: Run, objects: dict, **values) -> tuple:
 
 def state_of(obj):
     """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
-    numpy arrays (as tensors), numpy Generators (their bit generator's state), gymnasium envs (`env_state`), numbers,
+    numpy arrays (as tensors), numpy and torch Generators (their states), gymnasium envs (`env_state`), numbers,
     lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
     attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
     if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
@@ -684,6 +685,8 @@ def state_of(obj):
         return obj.item()
     if isinstance(obj, np.random.Generator):
         return {"generator": obj.bit_generator.state}
+    if isinstance(obj, torch.Generator):
+        return {"torch_generator": obj.get_state()}
     if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
         return {"env": env_state(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -702,6 +705,8 @@ def restore_state(obj, data):
     arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
     if not isinstance(data, dict):
         if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            if obj.is_inference():  # made under torch.inference_mode: not writable, replaced
+                return data.to(obj.device)
             with torch.no_grad():
                 return obj.copy_(data)
         return obj if data is None else data
@@ -716,6 +721,8 @@ def restore_state(obj, data):
     elif "generator" in data:
         obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
         obj.bit_generator.state = data["generator"]
+    elif "torch_generator" in data:
+        obj.set_state(data["torch_generator"])
     elif "env" in data:
         set_env_state(obj, data["env"])
     elif "list" in data or "tuple" in data:
@@ -842,7 +849,8 @@ def interrupt(run: Run) -> NoReturn:
         return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
     first, run.interrupted_at = not run.interrupted_at, time.time()
     if first:
-        run.previous_sigint = None  # this handler stays until the process ends
+        run.previous_sigint = None  # this handler stays until the process ends ...
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
         close_run(run)
         with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)

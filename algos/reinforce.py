@@ -21,6 +21,7 @@ Benchmarks: benchmarks/results/classic/README.md (CartPole, Acrobot, MountainCar
 """
 
 # Imports
+import atexit
 import collections
 import json
 import math
@@ -90,6 +91,11 @@ class Args:
     norm_returns: bool = True
     """standardize the policy gradient's weights G_t (or G_t − V(s_t)) over each batch"""
 
+    norm_obs: bool = False
+    """normalize observations by running mean and standard deviation (clipped to ±10)"""
+    norm_reward: bool = False
+    """scale rewards by the running standard deviation of the discounted return (clipped to ±10)"""
+
 
 # The algorithm: environment, policy and baseline, whole episodes, reward-to-go and the policy-gradient loss
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
@@ -104,6 +110,42 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
         return env
 
     return thunk
+
+
+class RunningMeanStd:
+    """Running mean and variance of a stream of batches, merged batch by batch (Chan et al. 1979)."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        batch_mean, batch_var, batch_count = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x: np.ndarray, clip: float = 10.0) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -clip, clip)
+
+
+class RewardScaler:
+    """r / std(G), clipped to ±10, with G_t = γ G_{t−1} + r_t the running discounted return of each env, reset at
+    episode ends; std(G) is a running estimate over all envs and steps."""
+
+    def __init__(self, num_envs: int, gamma: float):
+        self.return_rms, self.returns, self.gamma = RunningMeanStd(), np.zeros(num_envs), gamma
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + reward
+        self.return_rms.update(self.returns)
+        scaled = np.clip(reward / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0)
+        self.returns[done] = 0.0
+        return scaled
 
 
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
@@ -187,11 +229,12 @@ def env_action(action: torch.Tensor, act_space: gym.Space) -> np.ndarray:
     return action.cpu().numpy().astype(np.int64)
 
 
-def collect_episodes(envs, agent, run, global_step: int, budget: int, seed: int | None) -> tuple:
+def collect_episodes(envs, agent, run, global_step: int, budget: int, seed: int | None, obs_rms, scale_reward) -> tuple:
     """Play one episode in every env from a reset, a ~ π(·|s), and log each as it ends; an env whose episode has ended
     steps on, but its steps are not kept. Should the budget end first, the last running episodes are cut, so that it
-    ends exactly. Returns the steps (a dict of tensors of shape (steps, num_envs, ...), `keep` marking the steps of the
-    episodes that finished) and the step count."""
+    ends exactly. Observations pass through `obs_rms` (updated with those of running episodes) and rewards through
+    `scale_reward`, where given; the logged returns are the env's. Returns the steps (a dict of tensors of shape
+    (steps, num_envs, ...), `keep` marking the steps of the episodes that finished) and the step count."""
     device = run.device
     next_obs, _ = envs.reset(seed=seed)
     running = np.ones(envs.num_envs, dtype=bool)
@@ -202,16 +245,21 @@ def collect_episodes(envs, agent, run, global_step: int, budget: int, seed: int 
         excess = global_step + int(running.sum()) - budget
         if excess > 0:  # the budget ends within this step: cut the last running episodes
             running[np.flatnonzero(running)[-excess:]] = False
-        obs.append(torch.as_tensor(next_obs, dtype=torch.float32, device=device))
+        x = obs_rms.normalize(next_obs) if obs_rms is not None else next_obs
+        obs.append(torch.as_tensor(x, dtype=torch.float32, device=device))
         with torch.inference_mode():
             action, _, _, _ = agent.get_action_and_value(obs[-1])
         next_obs, reward, terminated, truncated, _ = envs.step(env_action(action, envs.single_action_space))
         actions.append(action)
+        if obs_rms is not None and running.any():
+            obs_rms.update(next_obs[running])
+        episode_returns += np.where(running, reward, 0.0)
+        if scale_reward is not None:
+            reward = scale_reward(reward, terminated | truncated)
         reward = np.where(running, reward, 0.0)  # an ended episode earns nothing more
         rewards.append(torch.as_tensor(reward, dtype=torch.float32, device=device))
         masks.append(torch.tensor(running, device=device))  # a copy: `running` changes in place below
         global_step += int(running.sum())
-        episode_returns += reward
         ended = running & (terminated | truncated)
         for i in np.flatnonzero(ended):
             log_episode(run, global_step, episode_returns[i], len(masks))
@@ -251,8 +299,9 @@ def policy_gradient_loss(agent, batch: dict, args: Args) -> tuple:
     return pg_loss + v_loss, {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach()}
 
 
-def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
-    """Returns of `episodes` episodes with the deterministic action, on a fresh env."""
+def evaluate(agent, obs_rms, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
+    """Returns of `episodes` episodes with the deterministic action, on a fresh env; `obs_rms` (frozen) normalizes, if
+    given."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
@@ -263,8 +312,9 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
         obs, _ = env.reset(seed=seed + episode)
         done, episode_return = False, 0.0
         while not done:
+            x = obs_rms.normalize(obs) if obs_rms is not None else obs
             with torch.inference_mode():
-                action = agent.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+                action = agent.act_deterministic(torch.as_tensor(x, dtype=torch.float32, device=device)[None])
             obs, reward, terminated, truncated, _ = env.step(env_action(action, env.action_space)[0])
             episode_return += float(reward)
             done = terminated or truncated
@@ -298,18 +348,26 @@ def train(args: Args) -> dict:
     obs_dim = int(np.prod(envs.single_observation_space.shape))
 
     agent = Agent(obs_dim, envs.single_action_space).to(run.device)
+    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    scale_reward = RewardScaler(args.num_envs, args.gamma) if args.norm_reward else None
     if checkpoint:
         load_weights(run, agent, checkpoint["agent"])
+        obs_rms = None
+        if "obs_mean" in checkpoint:
+            obs_rms = RunningMeanStd((obs_dim,))
+            obs_rms.mean, obs_rms.var = checkpoint["obs_mean"].numpy(), checkpoint["obs_var"].numpy()
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
 
     global_step = 0
     # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
-    state = dict(agent=agent, optimizer=optimizer, envs=envs)
+    state = dict(agent=agent, optimizer=optimizer, obs_rms=obs_rms, scale_reward=scale_reward, envs=envs)
     (global_step,) = resume(run, state, global_step=global_step)
     while not checkpoint and global_step < args.total_timesteps:
         # collect: one whole episode in every env with the current policy (the envs' seeds set at the first reset)
         seed = args.seed if global_step == 0 else None
-        episodes, global_step = collect_episodes(envs, agent, run, global_step, args.total_timesteps, seed)
+        episodes, global_step = collect_episodes(
+            envs, agent, run, global_step, args.total_timesteps, seed, obs_rms, scale_reward
+        )
         keep = episodes["keep"]
         if not keep.any():
             break  # the budget ended before any episode of this batch did
@@ -329,8 +387,13 @@ def train(args: Args) -> dict:
         snapshot(run, state, global_step=global_step)
 
     envs.close()
-    eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir)
-    return finish_run(run, global_step, eval_returns, model={"agent": agent.state_dict()})
+    eval_returns = evaluate(
+        agent, obs_rms, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+    )
+    model = {"agent": agent.state_dict()}
+    if obs_rms is not None:  # the observation statistics travel with the weights: without them the policy is lost
+        model.update(obs_mean=torch.from_numpy(obs_rms.mean), obs_var=torch.from_numpy(obs_rms.var))
+    return finish_run(run, global_step, eval_returns, model=model)
 
 
 # Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
@@ -641,7 +704,7 @@ def resume(run: Run, objects: dict, **values) -> tuple:
 
 def state_of(obj):
     """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
-    numpy arrays (as tensors), numpy Generators (their bit generator's state), gymnasium envs (`env_state`), numbers,
+    numpy arrays (as tensors), numpy and torch Generators (their states), gymnasium envs (`env_state`), numbers,
     lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
     attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
     if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
@@ -654,6 +717,8 @@ def state_of(obj):
         return obj.item()
     if isinstance(obj, np.random.Generator):
         return {"generator": obj.bit_generator.state}
+    if isinstance(obj, torch.Generator):
+        return {"torch_generator": obj.get_state()}
     if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
         return {"env": env_state(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -672,6 +737,8 @@ def restore_state(obj, data):
     arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
     if not isinstance(data, dict):
         if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            if obj.is_inference():  # made under torch.inference_mode: not writable, replaced
+                return data.to(obj.device)
             with torch.no_grad():
                 return obj.copy_(data)
         return obj if data is None else data
@@ -686,6 +753,8 @@ def restore_state(obj, data):
     elif "generator" in data:
         obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
         obj.bit_generator.state = data["generator"]
+    elif "torch_generator" in data:
+        obj.set_state(data["torch_generator"])
     elif "env" in data:
         set_env_state(obj, data["env"])
     elif "list" in data or "tuple" in data:
@@ -812,7 +881,8 @@ def interrupt(run: Run) -> NoReturn:
         return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
     first, run.interrupted_at = not run.interrupted_at, time.time()
     if first:
-        run.previous_sigint = None  # this handler stays until the process ends
+        run.previous_sigint = None  # this handler stays until the process ends ...
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
         close_run(run)
         with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)

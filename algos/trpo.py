@@ -23,6 +23,7 @@ benchmarks/POLICY_GRADIENT.md (Pendulum-v1 and Hopper-v5, with their flags).
 """
 
 # Imports
+import atexit
 import collections
 import functools
 import json
@@ -111,6 +112,11 @@ class Args:
     vf_minibatches: int = 2
     """minibatches per value-function epoch"""
 
+    norm_obs: bool = False
+    """normalize observations by running mean and standard deviation (clipped to ±10)"""
+    norm_reward: bool = False
+    """scale rewards by the running standard deviation of the discounted return (clipped to ±10)"""
+
 
 # The algorithm: environment, policy and critic, rollout, GAE, the trust-region step and the critic's update
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
@@ -125,6 +131,42 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
         return env
 
     return thunk
+
+
+class RunningMeanStd:
+    """Running mean and variance of a stream of batches, merged batch by batch (Chan et al. 1979)."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        batch_mean, batch_var, batch_count = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x: np.ndarray, clip: float = 10.0) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -clip, clip)
+
+
+class RewardScaler:
+    """r / std(G), clipped to ±10, with G_t = γ G_{t−1} + r_t the running discounted return of each env, reset at
+    episode ends; std(G) is a running estimate over all envs and steps."""
+
+    def __init__(self, num_envs: int, gamma: float):
+        self.return_rms, self.returns, self.gamma = RunningMeanStd(), np.zeros(num_envs), gamma
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + reward
+        self.return_rms.update(self.returns)
+        scaled = np.clip(reward / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0)
+        self.returns[done] = 0.0
+        return scaled
 
 
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
@@ -261,9 +303,12 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     return real
 
 
-def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, global_step: int) -> tuple:
-    """Fill `rollout` with num_steps steps of every env, a ~ π(·|s), and log the episodes that end. Returns the
-    observation to go on from and the step count."""
+def collect_rollout(
+    envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, global_step: int, obs_rms, scale_reward
+):
+    """Fill `rollout` with num_steps steps of every env, a ~ π(·|s), and log the episodes that end; observations pass
+    through `obs_rms` (updated with them) and rewards through `scale_reward`, where given. Returns the observation to go
+    on from and the step count."""
     device = run.device
     for step in range(len(rollout.obs)):
         global_step += envs.num_envs
@@ -274,6 +319,10 @@ def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, 
 
         next_obs_np, reward, terminated, truncated, infos = envs.step(env_action(action, envs.single_action_space))
         log_episodes(run, global_step, infos)
+        if obs_rms is not None:
+            obs_rms.update(next_obs_np)
+        if scale_reward is not None:
+            reward = scale_reward(reward, terminated | truncated)
         rollout.rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
         rollout.terminations[step] = torch.as_tensor(terminated, device=device)
         rollout.dones[step] = torch.as_tensor(terminated | truncated, device=device)
@@ -281,9 +330,13 @@ def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, 
         if truncated.any():
             # truncation is not termination: keep V(s_final) to bootstrap from
             final_obs = true_next_obs(next_obs_np, infos)[truncated]
+            if obs_rms is not None:
+                final_obs = obs_rms.normalize(final_obs)
             with torch.inference_mode():
                 final_value = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device))
             rollout.final_values[step, torch.as_tensor(truncated, device=device)] = final_value
+        if obs_rms is not None:
+            next_obs_np = obs_rms.normalize(next_obs_np)
         next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
     return next_obs, global_step
 
@@ -422,8 +475,9 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     return float("nan") if var_returns == 0 else (1 - (returns - values).var() / var_returns).item()
 
 
-def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
-    """Returns of `episodes` episodes with the deterministic action, on a fresh env."""
+def evaluate(agent, obs_rms, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
+    """Returns of `episodes` episodes with the deterministic action, on a fresh env; `obs_rms` (frozen) normalizes, if
+    given."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
@@ -434,8 +488,9 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
         obs, _ = env.reset(seed=seed + episode)
         done, episode_return = False, 0.0
         while not done:
+            x = obs_rms.normalize(obs) if obs_rms is not None else obs
             with torch.inference_mode():
-                action = agent.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+                action = agent.act_deterministic(torch.as_tensor(x, dtype=torch.float32, device=device)[None])
             obs, reward, terminated, truncated, _ = env.step(env_action(action, env.action_space)[0])
             episode_return += float(reward)
             done = terminated or truncated
@@ -479,22 +534,31 @@ def train(args: Args) -> dict:
     act_space = envs.single_action_space
 
     agent = Agent(obs_dim, act_space).to(run.device)
+    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    scale_reward = RewardScaler(args.num_envs, args.gamma) if args.norm_reward else None
     if checkpoint:
         load_weights(run, agent, checkpoint["agent"])
+        obs_rms = None
+        if "obs_mean" in checkpoint:
+            obs_rms = RunningMeanStd((obs_dim,))
+            obs_rms.mean, obs_rms.var = checkpoint["obs_mean"].numpy(), checkpoint["obs_var"].numpy()
     policy_params = [p for name, p in agent.named_parameters() if not name.startswith("critic.")]
     critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.vf_learning_rate, eps=1e-5, fused=True)
     rollout = Rollout(args.num_steps, args.num_envs, obs_dim, act_space.shape, torch.float32, run.device)
 
     global_step = 0
     num_iterations = 0 if checkpoint else args.total_timesteps // (args.num_envs * args.num_steps)
-    next_obs = torch.as_tensor(envs.reset(seed=args.seed)[0], dtype=torch.float32, device=run.device)
+    next_obs_np, _ = envs.reset(seed=args.seed)
+    if obs_rms is not None:
+        next_obs_np = obs_rms.normalize(next_obs_np)
+    next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=run.device)
     # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
-    state = dict(agent=agent, critic_optimizer=critic_optimizer, envs=envs)
+    state = dict(agent=agent, critic_optimizer=critic_optimizer, obs_rms=obs_rms, scale_reward=scale_reward, envs=envs)
     global_step, next_obs = resume(run, state, global_step=global_step, next_obs=next_obs)
     for iteration in range(global_step // (args.num_envs * args.num_steps), num_iterations):
         max_kl = (1.0 - iteration / num_iterations) * args.max_kl if args.anneal_kl else args.max_kl
         # collect: num_steps steps of every env with the current policy
-        next_obs, global_step = collect_rollout(envs, agent, rollout, next_obs, run, global_step)
+        next_obs, global_step = collect_rollout(envs, agent, rollout, next_obs, run, global_step, obs_rms, scale_reward)
         # estimate: advantages by GAE(γ, λ), and the value targets
         advantages, returns = estimate_advantages(agent, rollout, next_obs, args.gamma, args.gae_lambda)
         batch = rollout.batch(advantages, returns)
@@ -509,8 +573,13 @@ def train(args: Args) -> dict:
         snapshot(run, state, global_step=global_step, next_obs=next_obs)
 
     envs.close()
-    eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir)
-    return finish_run(run, global_step, eval_returns, model={"agent": agent.state_dict()})
+    eval_returns = evaluate(
+        agent, obs_rms, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+    )
+    model = {"agent": agent.state_dict()}
+    if obs_rms is not None:  # the observation statistics travel with the weights: without them the policy is lost
+        model.update(obs_mean=torch.from_numpy(obs_rms.mean), obs_var=torch.from_numpy(obs_rms.var))
+    return finish_run(run, global_step, eval_returns, model=model)
 
 
 # Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
@@ -821,7 +890,7 @@ def resume(run: Run, objects: dict, **values) -> tuple:
 
 def state_of(obj):
     """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
-    numpy arrays (as tensors), numpy Generators (their bit generator's state), gymnasium envs (`env_state`), numbers,
+    numpy arrays (as tensors), numpy and torch Generators (their states), gymnasium envs (`env_state`), numbers,
     lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
     attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
     if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
@@ -834,6 +903,8 @@ def state_of(obj):
         return obj.item()
     if isinstance(obj, np.random.Generator):
         return {"generator": obj.bit_generator.state}
+    if isinstance(obj, torch.Generator):
+        return {"torch_generator": obj.get_state()}
     if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
         return {"env": env_state(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -852,6 +923,8 @@ def restore_state(obj, data):
     arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
     if not isinstance(data, dict):
         if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            if obj.is_inference():  # made under torch.inference_mode: not writable, replaced
+                return data.to(obj.device)
             with torch.no_grad():
                 return obj.copy_(data)
         return obj if data is None else data
@@ -866,6 +939,8 @@ def restore_state(obj, data):
     elif "generator" in data:
         obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
         obj.bit_generator.state = data["generator"]
+    elif "torch_generator" in data:
+        obj.set_state(data["torch_generator"])
     elif "env" in data:
         set_env_state(obj, data["env"])
     elif "list" in data or "tuple" in data:
@@ -992,7 +1067,8 @@ def interrupt(run: Run) -> NoReturn:
         return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
     first, run.interrupted_at = not run.interrupted_at, time.time()
     if first:
-        run.previous_sigint = None  # this handler stays until the process ends
+        run.previous_sigint = None  # this handler stays until the process ends ...
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
         close_run(run)
         with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)

@@ -259,7 +259,7 @@ def test_box_actions_on_pendulum(name, tmp_path):
     agent.load_state_dict(weights)
     for torch_seed in (0, 1):
         torch.manual_seed(torch_seed)
-        returns = module.evaluate(agent, "Pendulum-v1", args.eval_episodes, args.seed + 10_000, device)
+        returns = module.evaluate(agent, None, "Pendulum-v1", args.eval_episodes, args.seed + 10_000, device)
         assert np.mean(returns) == summary["eval_return_mean"] and np.std(returns) == summary["eval_return_std"]
 
 
