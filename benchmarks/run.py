@@ -15,13 +15,25 @@ out, or the benchmark was killed) continues from its last snapshot when it has o
 scratch. Failed runs are listed at the end with their error and log, and the exit status is then 1.
 
 Backends. `local`: a pool of `--workers` processes, each run with OMP_NUM_THREADS=1 (a3c.py's rows take one slot per
-worker process). `ray`: each run is a Ray task reserving one CPU (a3c.py: one per worker), submitted to
-`ray.init(address=...)`; the repository travels to the cluster as the tasks' working directory, and each task sends its
-run folder back to the driver, which writes it where the local backend would. Ray is optional
-(requirements-cluster.txt) and imported only by that backend.
+worker process). `ray`: each run is a Ray task submitted to `ray.init(address=...)`, reserving the CPUs it keeps busy
+(a3c.py: one per worker), the memory it needs (its replay buffer included) and `--gpus-per-run` GPUs (none: the run
+does not see the node's GPUs). The repository travels to the cluster as the tasks' working directory, with the
+driver's W&B and MuJoCo environment variables; on a cluster (`--ray-address`) each node installs requirements.txt
+into the tasks' environment (Ray's runtime_env pip; `--no-install-requirements` when the nodes have it). A task writes
+its run folder straight into `--runs-dir`, which on a cluster must be a folder every node mounts at the same path
+(NFS, a mounted bucket): there its snapshots outlive the task. Ray retries a task whose worker or node died (3 times),
+and the retry continues the run from its last snapshot; the run's process dies with its task's worker (Linux's
+parent-death signal), so no trainer is left running beside its retry. The driver itself can run on the cluster:
+`ray job submit --working-dir . -- python benchmarks/run.py --suite mujoco --backend ray --ray-address auto
+--runs-dir /shared/rl-runs`. Ray is optional (requirements-cluster.txt) and imported only by that backend.
+
+Why not Ray Tune: a trial's checkpoints would be copies of the run folder (a 1M-transition replay buffer is ~170 MB on
+HalfCheetah) made through Tune's own storage layer, beside the snapshot the script already writes atomically; with a
+shared folder, a plain task that resumes from that snapshot does the same with less.
 """
 
 import contextlib
+import ctypes
 import dataclasses
 import fcntl
 import importlib
@@ -35,8 +47,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
-import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -67,8 +77,12 @@ class Args:
     """where the runs execute: this machine's cores, or a Ray cluster"""
     ray_address: str | None = None
     """ray backend: the cluster to join (`auto`: the one this machine belongs to; none: start a local instance)"""
+    gpus_per_run: float = 0.0
+    """ray backend: the GPUs each run reserves (0: runs do not see the GPUs and train on the CPU)"""
+    install_requirements: bool | None = None
+    """ray backend: install requirements.txt on the nodes (default: when joining a cluster with --ray-address)"""
     runs_dir: str = os.path.join(REPO, "benchmarks", "runs")
-    """parent folder of the suites' run folders"""
+    """parent folder of the suites' run folders (ray backend on a cluster: a folder every node mounts at this path)"""
     time_limit_s: float = 6 * 3600
     """a run still going after this many seconds is stopped and counted as failed"""
 
@@ -122,13 +136,23 @@ def algo_args(row: Row, seed: int, log_dir: str) -> dict:
     return dict(env_id=row.env_id, seed=seed, **{budget: row.budget}, exp_name=row.label, log_dir=log_dir, **row.args)
 
 
-def command(row: Row, seed: int, log_dir: str, resume: str | None = None) -> list:
-    """The command line of one run, as a user would type it (run from the repository's root); with `resume`, the
-    command that continues the run folder `resume` from its snapshot."""
+def command(row: Row, seed: int, log_dir: str) -> list:
+    """The command line of one run, as a user would type it (run from the repository's root)."""
     line = [sys.executable, os.path.join("algos", f"{row.algo}.py")]
     for name, value in algo_args(row, seed, log_dir).items():
         line += flag(name, value)
-    return line + (["--resume", resume] if resume else [])
+    return line
+
+
+def resumable(line: list, folder: str) -> list:
+    """The command that continues the run a stopped attempt left in `folder` from its last snapshot (`--resume`); with
+    no snapshot there, what such an attempt left is removed and `line` starts the run from scratch."""
+    resume = snapshot_folder(folder)
+    if resume:
+        return [*line, "--resume", resume]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    return line
 
 
 def check_row(row: Row) -> str | None:
@@ -232,15 +256,30 @@ class Processes:
             stop(process)
 
 
-def execute(line: list, folder: str, time_limit_s: float, cwd: str, processes: Processes | None = None) -> Outcome:
+def execute(
+    line: list,
+    folder: str,
+    time_limit_s: float,
+    cwd: str,
+    processes: Processes | None = None,
+    env: dict | None = None,
+    die_with_parent: bool = False,
+) -> Outcome:
     """Run one command in its own process group, its output to `{folder}/output.log`; stop it (and whatever it started)
     after `time_limit_s`. Then write `{folder}/run.json`: the command, the machine, the exit status and the wall time.
-    `processes`, if given, starts the process, so that the caller can stop it."""
+    `processes`, if given, starts the process, so that the caller can stop it; `env`: its environment (default:
+    `run_env()`); `die_with_parent`: the process is killed when the calling process dies (Linux)."""
     log_path, start = os.path.join(folder, "output.log"), time.time()
     processes = processes or Processes()
     with open(log_path, "a") as log:  # a resumed run's output follows what it printed before it stopped
         process = processes.start(
-            line, cwd=cwd, env=run_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            line,
+            cwd=cwd,
+            env=env or run_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=kill_me_with_my_parent if die_with_parent else None,
         )
         if process is None:
             return Outcome(-1, "not started: the benchmark was stopped")
@@ -286,20 +325,38 @@ def last_line(path: str) -> str:
     return lines[-1] if lines else ""
 
 
-def execute_remote(line: list, time_limit_s: float) -> tuple:
-    """A Ray task: run a command whose `--log-dir` is a placeholder, in a temporary folder on whichever node runs it,
-    and send back the outcome and the folder as a gzipped tar."""
-    with tempfile.TemporaryDirectory() as folder:
-        line = [folder if part == REMOTE_LOG_DIR else part for part in line]
-        line[0] = sys.executable  # the node's Python
-        outcome = execute(line, folder, time_limit_s, cwd=os.getcwd())
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(folder, arcname=".")
-        return outcome, buffer.getvalue()
+def kill_me_with_my_parent() -> None:
+    """In a child process before it starts: ask Linux to SIGKILL it when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-REMOTE_LOG_DIR = "<remote log dir>"
+def execute_remote(line: list, folder: str, time_limit_s: float, sees_gpus: bool) -> Outcome:
+    """A Ray task: one run, writing its run folder into `folder` on the storage every node shares. A retry of the task
+    (its worker or node died) continues the run from its last snapshot; a run that finished is not run again."""
+    if summary_path(folder):  # finished before its worker died, unreported
+        return Outcome(0)
+    line = resumable([sys.executable, *line[1:]], folder)  # the node's Python
+    env = run_env() | ({} if sees_gpus else {"CUDA_VISIBLE_DEVICES": ""})
+    return execute(line, folder, time_limit_s, cwd=os.getcwd(), env=env, die_with_parent=True)
+
+
+def memory_bytes(row: Row) -> int:
+    """What a run needs in memory, for the Ray scheduler: 1 GiB (the interpreter, torch, the env) plus the replay buffer
+    of a row that has one (observations stored twice, actions, reward and done, as float32)."""
+    base = 2**30
+    buffer_size = row.args.get("buffer_size", getattr(load_algo(row.algo).Args, "buffer_size", 0))
+    if not buffer_size:
+        return base
+    with contextlib.suppress(Exception):
+        import gymnasium as gym
+        import numpy as np
+
+        env = gym.make(row.env_id)
+        obs_size, act_size = (int(np.prod(space.shape or (1,))) for space in (env.observation_space, env.action_space))
+        env.close()
+        return base + buffer_size * (2 * obs_size + act_size + 2) * 4
+    return base
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -358,8 +415,7 @@ def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress)
                 busy = sum(run.cpus for run in running.values())
                 while pending and (not running or busy + pending[0].cpus <= workers):
                     run = pending.pop(0)
-                    os.makedirs(run.folder, exist_ok=True)
-                    line = command(run.row, run.seed, run.folder, resume=snapshot_folder(run.folder))
+                    line = resumable(command(run.row, run.seed, run.folder), run.folder)
                     running[pool.submit(execute, line, run.folder, time_limit_s, REPO, processes)] = run
                     busy += run.cpus
                     progress.update(started=1)
@@ -377,32 +433,46 @@ def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress)
     return outcomes
 
 
-def run_ray(runs: list, address: str | None, time_limit_s: float, progress: Progress) -> list:
-    """Submit every run as a Ray task reserving `run.cpus` CPUs; write each run folder as its task returns. Returns
-    (Run, Outcome) pairs."""
+def run_ray(
+    runs: list,
+    address: str | None,
+    time_limit_s: float,
+    progress: Progress,
+    gpus_per_run: float = 0.0,
+    install_requirements: bool | None = None,
+) -> list:
+    """Submit every run as a Ray task reserving what it needs; each writes its run folder into the shared runs dir.
+    Returns (Run, Outcome) pairs."""
     import ray
 
-    ray.init(
-        address=address,
-        runtime_env={"working_dir": REPO, "excludes": [".git", "benchmarks/runs", "runs", "**/__pycache__"]},
-        log_to_driver=False,
-    )
+    runtime_env = {
+        "working_dir": REPO,
+        "excludes": [".git", "benchmarks/runs", "runs", "**/__pycache__"],
+        "env_vars": {k: v for k, v in os.environ.items() if k.startswith(("WANDB_", "MUJOCO_"))},
+    }
+    if install_requirements if install_requirements is not None else address is not None:
+        with open(os.path.join(REPO, "requirements.txt")) as f:
+            runtime_env["pip"] = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     task = ray.remote(execute_remote)
+    largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
     outcomes, in_flight = [], {}
     try:
         for run in runs:
-            line = command(run.row, run.seed, REMOTE_LOG_DIR)
-            in_flight[task.options(num_cpus=run.cpus).remote(line, time_limit_s)] = run
+            if run.cpus > largest:  # Ray would keep it waiting for a node that never comes
+                outcomes.append((run, Outcome(-1, f"needs {run.cpus} CPUs; the largest node has {largest:g}")))
+                progress.update(failed=1)
+                continue
+            options = dict(num_cpus=run.cpus, num_gpus=gpus_per_run, memory=memory_bytes(run.row), max_retries=3)
+            line = command(run.row, run.seed, run.folder)
+            in_flight[task.options(**options).remote(line, run.folder, time_limit_s, gpus_per_run > 0)] = run
             progress.update(started=1)
         while in_flight:
             finished, _ = ray.wait(list(in_flight), num_returns=1, timeout=5)
             for ref in finished:
                 run = in_flight.pop(ref)
                 try:
-                    outcome, archive = ray.get(ref)
-                    os.makedirs(run.folder)
-                    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-                        tar.extractall(run.folder, filter="data")
+                    outcome = ray.get(ref)
                 except ray.exceptions.RayError as e:
                     outcome = Outcome(-1, f"Ray task failed: {str(e).strip().splitlines()[-1]}")
                 outcomes.append((run, outcome))
@@ -410,7 +480,7 @@ def run_ray(runs: list, address: str | None, time_limit_s: float, progress: Prog
                 progress.update(finished=int(ok), failed=int(not ok))
             progress.tick()
     finally:
-        for ref in in_flight:
+        for ref in in_flight:  # the runs die with their workers; their snapshots stay for the next call
             ray.cancel(ref, force=True)
         ray.shutdown()
     return outcomes
@@ -450,6 +520,8 @@ def run_suite(
     workers: int = 1,
     ray_address=None,
     time_limit_s: float = 6 * 3600,
+    gpus_per_run: float = 0.0,
+    install_requirements: bool | None = None,
 ) -> list:
     """Check every row, then run what is not done yet. Returns (Run, Outcome) pairs of the runs it ran."""
     problems = [f"  {row.label} on {row.env_id}: {problem}" for row in rows if (problem := check_row(row))]
@@ -457,14 +529,11 @@ def run_suite(
         fail(f"suite {suite} has rows that cannot run (nothing was run):\n" + "\n".join(problems))
     with suite_lock(runs_dir, suite):
         runs = plan(suite, rows, runs_dir)
-        todo = [run for run in runs if summary_path(run.folder) is None]
-        for run in todo:  # what a crashed or killed run left behind: removed, unless it continues from a snapshot
-            if snapshot_folder(run.folder) is None:
-                shutil.rmtree(run.folder, ignore_errors=True)
+        todo = [run for run in runs if summary_path(run.folder) is None]  # (what a stopped run left: see resumable)
         progress = Progress(suite, len(runs), len(runs) - len(todo))
         progress.print()
         if backend == "ray":
-            return run_ray(todo, ray_address, time_limit_s, progress)
+            return run_ray(todo, ray_address, time_limit_s, progress, gpus_per_run, install_requirements)
         return run_local(todo, workers, time_limit_s, progress)
 
 
@@ -503,7 +572,15 @@ def main(args: Args) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     try:
         outcomes = run_suite(
-            args.suite, rows, args.runs_dir, args.backend, args.workers, args.ray_address, args.time_limit_s
+            args.suite,
+            rows,
+            args.runs_dir,
+            args.backend,
+            args.workers,
+            args.ray_address,
+            args.time_limit_s,
+            args.gpus_per_run,
+            args.install_requirements,
         )
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; the others run again on the next call", file=sys.stderr)

@@ -2,12 +2,14 @@
 benchmarks/report.py (aggregation over seeds against hand-computed numbers)."""
 
 import fcntl
+import glob
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -423,3 +425,41 @@ def test_a_killed_run_with_a_snapshot_continues_from_it(tmp_path):
         assert f"--resume {stopped}" in json.load(f)["command"]
     with open(os.path.join(folder, "output.log")) as f:
         assert "resumed" in f.read()
+
+
+def test_ray_retries_a_run_whose_worker_died_and_it_continues_from_its_snapshot(tmp_path):
+    """Kill the Ray worker process of a running task after the run's first snapshot: the run's own process dies with
+    it (no orphan beside the retry), Ray retries the task, and the retry continues the run from the snapshot."""
+    row = Row(
+        algo="sac",
+        env_id="Pendulum-v1",
+        budget=3000,
+        seeds=(1,),
+        args=dict(learning_starts=200, snapshot_frequency=500),
+    )
+    (folder,) = [r.folder for r in run.plan("ray_retry", [row], str(tmp_path))]
+    outcomes = []
+    harness = threading.Thread(target=lambda: outcomes.extend(run.run_suite("ray_retry", [row], str(tmp_path), "ray")))
+    harness.start()
+    try:
+        wait_until(lambda: glob.glob(os.path.join(folder, "*", "snapshot.pt")), "the run's first snapshot")
+        trainer = int(
+            subprocess.run(["pgrep", "-f", "--", f"--log-dir {folder}"], capture_output=True, text=True).stdout.split()[
+                0
+            ]
+        )
+        with open(f"/proc/{trainer}/stat") as f:
+            worker = int(f.read().rsplit(")", 1)[1].split()[1])  # the parent: the Ray worker running the task
+        os.kill(worker, signal.SIGKILL)
+        wait_until(
+            lambda: not os.path.exists(f"/proc/{trainer}") or "zombie" in open(f"/proc/{trainer}/status").read(),
+            "the run's process to die with its worker",
+        )
+    finally:
+        harness.join(timeout=PATIENCE_S)
+    assert [outcome.returncode for _, outcome in outcomes] == [0]
+    (run_dir,) = run_dirs(folder)  # continued in its own folder
+    assert run.summary_path(folder) == os.path.join(run_dir, "summary.json")
+    with open(os.path.join(folder, "output.log")) as f:
+        assert "resumed" in f.read()
+    assert not running(f"--log-dir {folder}")
