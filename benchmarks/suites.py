@@ -99,6 +99,53 @@ ANCHORS = {
     ("td3", "MountainCarContinuous-v0"): (zoo(93.483, 0.075, "300k"),),
     ("sac", "MountainCarContinuous-v0"): (zoo(94.679, 1.134, "50k"),),
 }
+# MuJoCo at 1M steps. Ours run on -v5 (gymnasium 1.x); the published runs on -v4 (CleanRL, PR #424's runs: 3 seeds,
+# gymnasium 0.28, mujoco 2.3) and -v3 (the Zoo): the same robots and rewards, other simulator versions.
+CLEANRL_PPO_CONTINUOUS = (
+    "[CleanRL ppo_continuous_action.py docs](https://docs.cleanrl.dev/rl-algorithms/ppo/#ppo_continuous_actionpy)"
+)
+CLEANRL_DDPG = "[CleanRL ddpg_continuous_action.py docs](https://docs.cleanrl.dev/rl-algorithms/ddpg/)"
+CLEANRL_TD3 = "[CleanRL td3_continuous_action.py docs](https://docs.cleanrl.dev/rl-algorithms/td3/)"
+CLEANRL_SAC = "[CleanRL sac_continuous_action.py docs](https://docs.cleanrl.dev/rl-algorithms/sac/)"
+CLEANRL_1M = "-v4, 1M steps, 3 seeds, mean of the last 100 training episodes, CleanRL's MuJoCo defaults"
+
+
+def cleanrl_mujoco(source: str, value: float, std: float) -> Anchor:
+    return Anchor(value, source, TRAIN, f"{value:g} ± {std:g} over seeds; {CLEANRL_1M}")
+
+
+def zoo_mujoco(value: float, std: float) -> Anchor:
+    return Anchor(value, ZOO, EVAL, f"{value:g} ± {std:g} over evaluation episodes; -v3, 1M steps, {ZOO_RUN}")
+
+
+for _env, _anchors in {
+    "HalfCheetah-v5": dict(
+        ppo_continuous=(cleanrl_mujoco(CLEANRL_PPO_CONTINUOUS, 1442.64, 46.03), zoo_mujoco(5819.099, 663.530)),
+        ddpg=(cleanrl_mujoco(CLEANRL_DDPG, 10374.07, 157.37),),
+        td3=(cleanrl_mujoco(CLEANRL_TD3, 9583.22, 126.09), zoo_mujoco(9655.666, 969.916)),
+        sac=(cleanrl_mujoco(CLEANRL_SAC, 9634.89, 1423.73), zoo_mujoco(9535.451, 100.470)),
+        trpo=(zoo_mujoco(1785.476, 68.672),),
+        a2c=(zoo_mujoco(3041.174, 157.265),),
+    ),
+    "Hopper-v5": dict(
+        ppo_continuous=(cleanrl_mujoco(CLEANRL_PPO_CONTINUOUS, 2382.86, 271.74), zoo_mujoco(2410.435, 10.026)),
+        ddpg=(cleanrl_mujoco(CLEANRL_DDPG, 1576.78, 818.98),),
+        td3=(cleanrl_mujoco(CLEANRL_TD3, 3134.61, 360.18), zoo_mujoco(3606.390, 4.027)),
+        sac=(cleanrl_mujoco(CLEANRL_SAC, 2310.46, 342.82), zoo_mujoco(2325.547, 1129.676)),
+        trpo=(zoo_mujoco(3618.386, 356.768),),
+        a2c=(zoo_mujoco(733.454, 376.574),),
+    ),
+    "Walker2d-v5": dict(
+        ppo_continuous=(cleanrl_mujoco(CLEANRL_PPO_CONTINUOUS, 2287.95, 571.78), zoo_mujoco(3478.798, 821.708)),
+        ddpg=(cleanrl_mujoco(CLEANRL_DDPG, 1240.16, 390.10),),
+        td3=(cleanrl_mujoco(CLEANRL_TD3, 4057.59, 658.78), zoo_mujoco(4717.823, 46.303)),
+        sac=(cleanrl_mujoco(CLEANRL_SAC, 3591.45, 911.33), zoo_mujoco(3863.203, 254.347)),
+        trpo=(zoo_mujoco(4933.148, 1452.538),),
+        a2c=(zoo_mujoco(581.835, 127.597),),
+    ),
+}.items():
+    for _algo, _algo_anchors in _anchors.items():
+        ANCHORS[(_algo, _env)] = _algo_anchors
 # Cliff Walking's greedy optimum: the 13-step path along the cliff's edge, -1 a step (Sutton & Barto, Example 6.6)
 for _name in ("q_learning", "sarsa", "expected_sarsa"):
     ANCHORS[(_name, "CliffWalking-v1")] = (Anchor(-13.0, SUTTON_BARTO, EVAL, "the optimal path: 13 steps, -1 each"),)
@@ -338,7 +385,7 @@ PENDULUM = {
     "td3": (20_000, {}),
     "sac": (20_000, {}),
     "reinforce": (500_000, dict(gamma=0.9)),
-    "a2c": (1_000_000, dict(num_steps=8, gae_lambda=0.9, gamma=0.9, norm_adv=True)),
+    "a2c": (1_000_000, dict(num_steps=8, gae_lambda=0.9, gamma=0.9, vf_coef=0.4, norm_obs=True, norm_reward=True)),
     "a3c": (500_000, dict(num_steps=8, gae_lambda=0.9, gamma=0.9, norm_adv=True)),
     "trpo": (100_000, dict(gamma=0.9, num_steps=1024, vf_epochs=15, vf_minibatches=16)),
 }
@@ -359,10 +406,25 @@ MUJOCO_ARGS = {
     "ppo_continuous": dict(
         num_envs=1, num_steps=2048, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, num_minibatches=32, clip_vloss=True
     ),
-    "trpo": dict(num_steps=1024, gae_lambda=0.95, cg_iters=25, cg_damping=0.1, vf_minibatches=16),
+    # the RL Zoo's (sb3-contrib) TRPO: VecNormalize, 2 envs, 20 critic epochs of minibatches of 128, δ 0.01 unannealed
+    "trpo": dict(
+        num_envs=2,
+        num_steps=1024,
+        gae_lambda=0.95,
+        cg_iters=25,
+        cg_damping=0.1,
+        vf_epochs=20,
+        vf_minibatches=16,
+        anneal_kl=False,
+        norm_obs=True,
+        norm_reward=True,
+    ),
+    # the RL Zoo's A2C on MuJoCo: VecNormalize and SB3's defaults (one env, 5 steps, constant learning rate)
+    "a2c": dict(num_envs=1, num_steps=5, anneal_lr=False, norm_obs=True, norm_reward=True),
 }
+MUJOCO_ENV_ARGS = {("trpo", "HalfCheetah-v5"): dict(max_kl=0.04)}  # the Zoo's target_kl for HalfCheetah
 MUJOCO = tuple(
-    Row(algo=name, env_id=env_id, budget=1_000_000, args=args)
+    Row(algo=name, env_id=env_id, budget=1_000_000, args=args | MUJOCO_ENV_ARGS.get((name, env_id), {}))
     for name, args in MUJOCO_ARGS.items()
     for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
 )
