@@ -174,8 +174,10 @@ def read_saved(out: str) -> dict:
 
 
 def row_settings(row) -> dict:
-    """What a row runs beyond its script, env and seed: its budget and arguments (as they read back from JSON)."""
-    return json.loads(json.dumps(dict(budget=row.budget, **row.args)))
+    """What a row runs beyond its script, env and seed: its budget and arguments (as they read back from JSON), but for
+    how often it writes snapshots, which changes nothing it computes."""
+    args = {name: value for name, value in row.args.items() if name != "snapshot_frequency"}
+    return json.loads(json.dumps(dict(budget=row.budget, **args)))
 
 
 def row_records(runs_dir: str, suite: str, row, saved: dict) -> list:
@@ -473,12 +475,18 @@ def write_report(suite: str, runs_dir: str, results_dir: str, rows=None, command
         name = f"curves_{env_id.replace('/', '-')}.png"
         plot_env(env_id, curves, os.path.join(out, name), anchor_numbers)
         lines += [f"![{env_id}]({name})", ""]
-    with open(os.path.join(out, SEEDS_FILE), "w") as f:
-        json.dump(records, f, indent=1)
+    write_atomically(os.path.join(out, SEEDS_FILE), json.dumps(records, indent=1))
     path = os.path.join(out, "README.md")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+    write_atomically(path, "\n".join(lines))
     return path
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write a file whole or not at all: to a temp file beside it, then rename (a report stopped half-way leaves the
+    committed seeds.json as it was)."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def main(args: Args) -> int:

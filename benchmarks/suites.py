@@ -397,7 +397,6 @@ CONTINUOUS = tuple(
 # MuJoCo at 1M steps: a cluster's work (the off-policy scripts run at 20 to 40 steps per second on one core here, so
 # hours a run). The settings of benchmarks/MUJOCO.md and POLICY_GRADIENT.md; ppo_continuous.py at CleanRL's MuJoCo
 # defaults.
-# A snapshot every 50k steps: a run stopped by anything continues from its last one (run.py resumes it).
 OFF_POLICY_MUJOCO = dict(learning_rate=3e-4, gamma=0.99, buffer_size=1_000_000, snapshot_frequency=50_000)
 MUJOCO_ARGS = {
     "ddpg": dict(**OFF_POLICY_MUJOCO, learning_starts=25_000, policy_frequency=2),
@@ -423,8 +422,13 @@ MUJOCO_ARGS = {
     "a2c": dict(num_envs=1, num_steps=5, anneal_lr=False, norm_obs=True, norm_reward=True),
 }
 MUJOCO_ENV_ARGS = {("trpo", "HalfCheetah-v5"): dict(max_kl=0.04)}  # the Zoo's target_kl for HalfCheetah
-MUJOCO = tuple(
-    Row(algo=name, env_id=env_id, budget=1_000_000, args=args | MUJOCO_ENV_ARGS.get((name, env_id), {}))
+MUJOCO = tuple(  # every run writes a snapshot every 50k steps: a run stopped by anything continues from its last one
+    Row(
+        algo=name,
+        env_id=env_id,
+        budget=1_000_000,
+        args=dict(snapshot_frequency=50_000) | args | MUJOCO_ENV_ARGS.get((name, env_id), {}),
+    )
     for name, args in MUJOCO_ARGS.items()
     for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
 )

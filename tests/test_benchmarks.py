@@ -463,3 +463,12 @@ def test_ray_retries_a_run_whose_worker_died_and_it_continues_from_its_snapshot(
     with open(os.path.join(folder, "output.log")) as f:
         assert "resumed" in f.read()
     assert not running(f"--log-dir {folder}")
+
+
+def test_how_often_a_row_writes_snapshots_does_not_change_its_settings():
+    # the seeds a report keeps are matched on the row's settings: a snapshot frequency changes nothing a run computes
+    plain = Row(algo="sac", env_id="Pendulum-v1", budget=600, args=dict(learning_starts=200))
+    snapshots = Row(
+        algo="sac", env_id="Pendulum-v1", budget=600, args=dict(learning_starts=200, snapshot_frequency=300)
+    )
+    assert report.row_settings(plain) == report.row_settings(snapshots) == {"budget": 600, "learning_starts": 200}

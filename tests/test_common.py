@@ -228,6 +228,20 @@ def test_a_log_dir_that_is_a_file_fails_cleanly(name, tmp_path):
     assert not_a_folder.read_text() == "a file, not a folder"
 
 
+@pytest.mark.parametrize("name", ALGOS)
+def test_a_log_dir_that_cannot_be_written_fails_cleanly(name, tmp_path, capsys, monkeypatch):
+    # a read-only folder, as the OS reports it (chmod cannot make one for root, which runs this suite in CI)
+    module = load_algo(name)
+
+    def read_only(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(module.os, "mkdir", read_only)
+    monkeypatch.setattr(module.os, "makedirs", read_only)
+    args = module.Args(**{**SMOKE_ARGS[name], "log_dir": str(tmp_path / "read-only")})
+    refused_in_one_line(capsys, module.make_run_dir, args, "--log-dir", "Permission denied")
+
+
 # Scripts whose networks take flat vectors refuse image observations, naming where to look instead; CarRacing-v3
 # observes 96×96×3 frames (it used to fill the machine's memory through sac.py's flattened replay buffer).
 IMAGE_REFUSERS = [name for name in ALGOS if "env_spaces(args.env_id)" in open(load_algo(name).__file__).read()]
