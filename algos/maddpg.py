@@ -648,16 +648,20 @@ def check_unit_interval(args: Args, *names: str) -> None:
             fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
 
 
-def env_spaces(env_id: str) -> tuple:
-    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made."""
+def env_spaces(env_id: str, images: bool = False) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made or observes
+    what the script cannot take: images (a 3-axis Box) for a script of flat vectors, vectors for one of `images`."""
     try:
         env = gym.make(env_id)
     except (gym.error.Error, ModuleNotFoundError) as e:
         fail(f"cannot make env {env_id!r}: {e}")
     spaces = env.observation_space, env.action_space
     env.close()
-    if isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3:
+    observes_images = isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3
+    if observes_images and not images:
         fail(f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors (see README for pixels)")
+    if images and not observes_images:
+        fail(f"{env_id} observes {spaces[0]}, not images; this script takes image observations (see README)")
     return spaces
 
 
