@@ -440,7 +440,7 @@ def check_common_args(args: Args) -> dict | None:
 
 
 # Arguments that may differ between a run and its resumption: they change where and how a run is seen, not what it does.
-FREE_ON_RESUME = ("resume", "snapshot_frequency", "track", "wandb_project_name", "wandb_entity", "log_dir", "cuda")
+FREE_ON_RESUME = ("resume", "snapshot_frequency", "track", "wandb_project_name", "wandb_entity", "log_dir")
 
 
 def read_snapshot(run_dir: str) -> dict:
@@ -624,6 +624,7 @@ def snapshot(run: Run, objects: dict, **values) -> None:
     if not frequency or global_step // frequency == run.snapshot_step // frequency:
         return
     run.snapshot_step = global_step
+    run.writer.flush()  # what was logged up to here is on disk with the snapshot: a kill after it loses none of it
     data = {
         "algo": ALGO,
         "env_id": run.args.env_id,
@@ -638,17 +639,17 @@ def snapshot(run: Run, objects: dict, **values) -> None:
             "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
             "numpy": state_of(np.random.get_state(legacy=False)),
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
         },
         "objects": {name: state_of(obj) for name, obj in objects.items()},
         "values": {name: state_of(value) for name, value in values.items()},
     }
-    path = os.path.join(run.dir, "snapshot.pt")
-    with open(path + ".tmp", "wb") as f:
+    path, tmp_path = os.path.join(run.dir, "snapshot.pt"), os.path.join(run.dir, f"snapshot.pt.{os.getpid()}.tmp")
+    with open(tmp_path, "wb") as f:
         torch.save(data, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(path + ".tmp", path)
+    os.replace(tmp_path, path)
 
 
 def resume(run: Run, objects: dict, **values) -> tuple:
@@ -663,7 +664,7 @@ def resume(run: Run, objects: dict, **values) -> tuple:
     random.setstate((python[0], tuple(python[1]), python[2]))
     np.random.set_state(restore_state(None, saved["rngs"]["numpy"]))
     torch.set_rng_state(saved["rngs"]["torch"])
-    if saved["rngs"]["cuda"] and torch.cuda.is_available():
+    if saved["rngs"]["cuda"]:
         torch.cuda.set_rng_state_all(saved["rngs"]["cuda"])
     run.episodes = saved["run"]["episodes"]
     run.recent_returns.extend(saved["run"]["recent_returns"])
@@ -772,6 +773,8 @@ def env_state(env) -> list:
             physics = np.empty(mujoco.mj_stateSize(layer.model, spec))
             mujoco.mj_getState(layer.model, layer.data, physics, spec)
             state["mujoco_state"] = state_of(physics)
+            # and the body positions of the last step, which some envs (Ant, Humanoid) read before they step
+            state["mujoco_positions"] = state_of(np.concatenate([layer.data.xpos, layer.data.xipos]))
         states.append(state)
     return states
 
@@ -786,6 +789,8 @@ def set_env_state(env, states: list) -> None:
                 mujoco.mj_setState(
                     layer.model, layer.data, value["ndarray"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION
                 )
+            elif name == "mujoco_positions":
+                layer.data.xpos[:], layer.data.xipos[:] = np.split(value["ndarray"].numpy(), 2)
             else:
                 setattr(layer, name, restore_state(getattr(layer, name, None), value))
 
@@ -813,8 +818,9 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
         "args": asdict(args),
     }
     write_summary(run.dir, summary)
-    if os.path.exists(os.path.join(run.dir, "snapshot.pt")):  # the run is complete: what it keeps is the summary
-        os.remove(os.path.join(run.dir, "snapshot.pt"))
+    for name in os.listdir(run.dir):  # the run is complete: what it keeps is the summary, not its snapshots
+        if name.startswith("snapshot.pt"):
+            os.remove(os.path.join(run.dir, name))
     print(
         f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
     )

@@ -279,7 +279,7 @@ def execute(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=kill_me_with_my_parent if die_with_parent else None,
+            preexec_fn=parent_death_signal(signal.SIGKILL) if die_with_parent else None,
         )
         if process is None:
             return Outcome(-1, "not started: the benchmark was stopped")
@@ -325,10 +325,12 @@ def last_line(path: str) -> str:
     return lines[-1] if lines else ""
 
 
-def kill_me_with_my_parent() -> None:
-    """In a child process before it starts: ask Linux to SIGKILL it when its parent dies (prctl PR_SET_PDEATHSIG)."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def parent_death_signal(sig: int):
+    """A `preexec_fn` that asks Linux to send `sig` to the child when the thread that started it ends (prctl
+    PR_SET_PDEATHSIG): that thread waits for the run to its end, so the run dies with its harness or Ray worker. The
+    function is looked up before the fork: the child only calls it."""
+    prctl, PR_SET_PDEATHSIG = ctypes.CDLL(None, use_errno=True).prctl, 1
+    return lambda: prctl(PR_SET_PDEATHSIG, sig)
 
 
 def execute_remote(line: list, folder: str, time_limit_s: float, sees_gpus: bool) -> Outcome:
@@ -416,7 +418,7 @@ def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress)
                 while pending and (not running or busy + pending[0].cpus <= workers):
                     run = pending.pop(0)
                     line = resumable(command(run.row, run.seed, run.folder), run.folder)
-                    running[pool.submit(execute, line, run.folder, time_limit_s, REPO, processes)] = run
+                    running[pool.submit(execute, line, run.folder, time_limit_s, REPO, processes, None, True)] = run
                     busy += run.cpus
                     progress.update(started=1)
                 finished, _ = wait(list(running), timeout=5, return_when=FIRST_COMPLETED)
@@ -563,13 +565,16 @@ def report_failures(outcomes: list) -> int:
 
 
 def interrupt(signum, frame):
-    """SIGTERM stops the benchmark as Ctrl-C does."""
+    """SIGTERM and SIGHUP (a closed terminal) stop the benchmark as Ctrl-C does."""
     raise KeyboardInterrupt
 
 
 def main(args: Args) -> int:
     rows = select_rows(args)
+    if args.backend == "ray" and args.ray_address and args.runs_dir == Args.runs_dir:
+        fail("--ray-address: give --runs-dir, a folder every node of the cluster mounts at the same path")
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
     try:
         outcomes = run_suite(
             args.suite,

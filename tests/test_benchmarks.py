@@ -454,7 +454,9 @@ def test_ray_retries_a_run_whose_worker_died_and_it_continues_from_its_snapshot(
         wait_until(
             lambda: not os.path.exists(f"/proc/{trainer}") or "zombie" in open(f"/proc/{trainer}/status").read(),
             "the run's process to die with its worker",
+            timeout_s=30,  # at once (the parent-death signal); an orphan would go on until its budget ends
         )
+        assert run.summary_path(folder) is None  # killed mid-run, not finished
     finally:
         harness.join(timeout=PATIENCE_S)
     assert [outcome.returncode for _, outcome in outcomes] == [0]
