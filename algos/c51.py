@@ -529,6 +529,11 @@ def start_run(args: Args) -> Run:
         name = os.path.basename(run_dir)
         if os.path.exists(os.path.join(run_dir, "interrupted.json")):
             os.remove(os.path.join(run_dir, "interrupted.json"))
+        # TensorBoard reads a folder's event files in the order of their names, which start with the second they were
+        # made in: the resumed run's file must come after the stopped run's, so it starts in a later second
+        made = [int(name.split(".")[3]) for name in os.listdir(run_dir) if name.startswith("events.out.tfevents.")]
+        while time.time() < max(made, default=0) + 1:
+            time.sleep(0.05)
     else:
         name, run_dir = make_run_dir(args)
     if args.track:
