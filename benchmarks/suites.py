@@ -217,6 +217,13 @@ SMOKE = evaluated_twice(
     + [Row(algo=name, env_id="CliffWalking-v1", budget=5, seeds=(1,)) for name in TD_CONTROL]
     + [
         Row(algo="dyna_q", env_id="dyna-maze", budget=5, seeds=(1,)),
+        Row(
+            algo="dqn_atari",
+            env_id="MinAtar/Breakout-v1",
+            budget=600,
+            seeds=(1,),
+            args=dict(learning_starts=200, batch_size=32, buffer_size=500),
+        ),
         Row(algo="mcts", env_id="CartPole-v1", budget=2, seeds=(1,), args=dict(num_simulations=4, rollout_depth=5)),
         # hac: 3 episodes of at most 25 steps (H = 5)
         Row(

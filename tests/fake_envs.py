@@ -3,7 +3,11 @@ or A3C's spawned workers) makes them by the id "fake_envs:<name>", which imports
 the path of both)."""
 
 import gymnasium as gym
+import minatar.gym
 import numpy as np
+
+if "MinAtar/Breakout-v1" not in gym.registry:  # MinAtar's ids (the smoke env of dqn_atari.py)
+    minatar.gym.register_envs()
 
 
 class NanRewardEnv(gym.Wrapper):
@@ -95,11 +99,13 @@ class TwoPendulums(gym.Env):
         return tuple(s[0] for s in steps), [float(s[1]) for s in steps], False, False, {}
 
 
-# NaN after the first episodes have been logged (Pendulum's episodes last 200 steps; Cliff Walking's are cut at 100)
+# NaN after the first episodes have been logged (Pendulum's episodes last 200 steps; Cliff Walking's are cut at 100;
+# MinAtar Breakout's random ones last about 10 steps, uncut)
 for _env_id, _nan_after, _max_steps in (
     ("CartPole-v1", 50, 500),
     ("Pendulum-v1", 300, 500),
     ("CliffWalking-v1", 250, 100),
+    ("MinAtar/Breakout-v1", 300, None),
 ):
     if f"NanReward{_env_id}" not in gym.registry:
         gym.register(

@@ -89,6 +89,10 @@ SMOKE_ARGS = {
     "maddpg": _smoke(
         env_id="simple_spread_v3", total_timesteps=300, learning_starts=100, batch_size=32, train_frequency=25
     ),
+    # MinAtar Breakout's random episodes last about 10 steps; a buffer of 500 steps wraps within the run
+    "dqn_atari": _smoke(
+        env_id="MinAtar/Breakout-v1", total_timesteps=600, learning_starts=200, batch_size=32, buffer_size=500
+    ),
 }
 # The tabular scripts' budget is `total_episodes`, the planner's `eval_episodes`; the others' `total_timesteps`.
 BUDGET = {name: budget_field(load_algo(name).Args) for name in SMOKE_ARGS}
@@ -108,6 +112,7 @@ WRONG_SPACE = {
     "planet": ("CartPole-v1", "mcts.py"),
     "qmix": ("fake_envs:TwoPendulums-v0", "maddpg.py"),
     "maddpg": ("Pendulum-v1", "ddpg.py"),
+    "dqn_atari": ("CarRacing-v3", "ppo_continuous.py"),  # images with Box actions
     **{
         name: ("Pendulum-v1", "ppo_continuous.py")
         for name in ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")

@@ -69,7 +69,8 @@ def test_smoke_run_writes_summary_and_run_folder(name, tmp_path):
     summary = load_algo(name).train(smoke_args(name, tmp_path))
     run_dir = only_run_dir(tmp_path)
     env_id, exp_name, seed, unix_time = os.path.basename(run_dir).split("__")
-    assert (env_id, exp_name, seed) == (summary["env_id"], name, "1") and unix_time.isdigit()
+    # an id's "/" (ALE/Pong-v5, MinAtar/Breakout-v1) becomes "-" in the folder's name
+    assert (env_id, exp_name, seed) == (summary["env_id"].replace("/", "-"), name, "1") and unix_time.isdigit()
 
     with open(os.path.join(run_dir, "summary.json")) as f:
         on_disk = json.load(f)
@@ -214,8 +215,9 @@ def test_runs_started_in_the_same_second_get_their_own_folders(name, tmp_path, m
     monkeypatch.setattr(module, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.5))
     first_name, first_dir = module.make_run_dir(args)
     second_name, second_dir = module.make_run_dir(args)
-    assert first_name == f"{args.env_id}__{name}__1__1700000000"
-    assert second_name == f"{args.env_id}__{name}__1__1700000001"  # the next free second
+    env_name = args.env_id.replace("/", "-")  # ALE/Pong-v5: ALE-Pong-v5
+    assert first_name == f"{env_name}__{name}__1__1700000000"
+    assert second_name == f"{env_name}__{name}__1__1700000001"  # the next free second
     assert os.path.isdir(first_dir) and os.path.isdir(second_dir)
 
 

@@ -1,0 +1,1096 @@
+"""DQN on images: deep Q-learning from Atari frames (the ALE) and MinAtar grids, with replay and a target network.
+
+Mnih et al. (2015), "Human-level control through deep reinforcement learning", Nature 518, 529-533. A Q-network is
+regressed onto the one-step TD target y = r + γ max_a' Q_target(s', a'), where Q_target is a copy of the Q-network
+refreshed every `target_network_frequency` steps, on minibatches drawn uniformly from a replay buffer. Actions are
+ε-greedy with ε annealed linearly. The loss is the Huber loss (the paper's clipping of the TD error to [−1, 1]) or,
+with `--loss mse`, the squared TD error.
+
+The network is chosen by the observation's shape: for a stack of 84×84 frames (the ALE) the Nature CNN (conv 32 8×8
+stride 4, conv 64 4×4 stride 2, conv 64 3×3 stride 1, fc 512; pixels scaled by 1/255); for an H×W×C grid (MinAtar's
+10×10×C) the network of Young & Tian (2019), "MinAtar: An Atari-Inspired Testbed for Thorough and Reproducible
+Reinforcement Learning Experiments" (channels moved first, one conv 16 3×3 stride 1, fc 128).
+
+ALE games get the paper's preprocessing from gymnasium's wrappers: up to 30 no-ops at a reset, each action repeated
+for 4 frames with the max of the last two frames observed, 84×84 grayscale, the last 4 frames stacked; FIRE pressed at
+a reset in games that have it; no sticky actions unless --sticky-actions (ALE v5's 0.25; CleanRL's Atari numbers use
+NoFrameskip-v4 without them). For learning only, rewards are clipped to sign(r) and a lost life is a terminal: the game
+plays on to its end, and the logged return is the game's score. MinAtar games are used as they are (sticky actions
+0.1 included), their rewards unclipped. The replay buffer stores one frame per step and rebuilds the stacks when it
+samples (1M steps of 84×84 frames: 7.1 GB). A time-limit truncation (the ALE cuts a game at 108,000 frames) is not a
+termination; as the step's last frame is not stored, such a step is never sampled.
+
+The defaults, for MinAtar on one CPU core, are Young & Tian's DQN (replay 100k, batch 32, γ 0.99, ε from 1 to 0.1
+over the first 100k steps, the target network refreshed every 1,000 steps, learning from step 5,000, the Huber loss)
+scaled from their 5M frames to 500k steps: Adam at 1e-3 with a gradient step every 4 env steps, where they take an
+RMSProp step at 2.5e-4 after every one.
+
+Spaces: image observations (an H×W×C Box: ALE and MinAtar games), Discrete actions (for vector observations use
+dqn.py; for Box actions ppo_continuous.py, which takes vectors).
+Run: python algos/dqn_atari.py --env-id MinAtar/Breakout-v1
+Run (the Nature settings, as CleanRL's dqn_atari.py): python algos/dqn_atari.py --env-id ALE/Pong-v5
+    --total-timesteps 10000000 --buffer-size 1000000 --learning-rate 1e-4 --learning-starts 80000 --train-frequency 4
+    --gradient-steps 1 --target-network-frequency 1000 --exploration-fraction 0.1 --end-e 0.01 --loss mse
+Benchmarks: none yet; how the defaults were chosen: benchmarks/NOTES.md.
+"""
+
+# Imports
+import atexit
+import collections
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal, NoReturn
+
+import ale_py
+import gymnasium as gym
+import minatar.gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+gym.register_envs(ale_py)  # the ALE/... ids
+if "MinAtar/Breakout-v1" not in gym.registry:
+    minatar.gym.register_envs()  # the MinAtar/... ids
+
+
+# Arguments
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (prefix of the run folder)"""
+    seed: int = 1
+    """seed of python, numpy, torch and the envs"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """use CUDA when it is available (else CPU, silently)"""
+    track: bool = False
+    """log to Weights & Biases, syncing TensorBoard (WANDB_MODE=offline works without an account)"""
+    wandb_project_name: str = "rl-reference"
+    """the W&B project name"""
+    wandb_entity: str | None = None
+    """the W&B entity (team)"""
+    capture_video: bool = False
+    """record videos of the first env and of the evaluation episodes into the run folder"""
+    save_model: bool = False
+    """write the trained weights to `{run folder}/{exp_name}.pt`"""
+    checkpoint: str | None = None
+    """path of a saved model: load it and only evaluate"""
+    log_dir: str = "runs"
+    """parent folder of the run folder"""
+    snapshot_frequency: int = 0
+    """every this many env steps, write a snapshot to the run folder that --resume continues from (0: never)"""
+    resume: str | None = None
+    """a run folder with a snapshot: continue that run from it, with the same arguments"""
+
+    # Algorithm specific arguments
+    env_id: str = "MinAtar/Breakout-v1"
+    """the gymnasium id of the env: an ALE or a MinAtar game (defaults tuned on MinAtar/Breakout-v1)"""
+    total_timesteps: int = 500_000
+    """env steps, all envs together"""
+    num_envs: int = 1
+    """the number of vectorized envs"""
+    eval_episodes: int = 10
+    """episodes of the final greedy evaluation"""
+    learning_rate: float = 1e-3
+    """the Adam learning rate (at the start, when annealed)"""
+    anneal_lr: bool = False
+    """anneal the learning rate linearly to 0 over training"""
+    buffer_size: int = 100_000
+    """the replay buffer capacity, in steps"""
+    gamma: float = 0.99
+    """the discount factor γ"""
+    tau: float = 1.0
+    """the target network update rate (1.0: hard copy)"""
+    target_network_frequency: int = 1_000
+    """env steps between target network updates"""
+    batch_size: int = 32
+    """the minibatch size sampled from the replay buffer"""
+    start_e: float = 1.0
+    """ε at the start of training"""
+    end_e: float = 0.1
+    """ε at the end of the exploration phase"""
+    exploration_fraction: float = 0.2
+    """fraction of `total_timesteps` over which ε falls from `start_e` to `end_e`"""
+    learning_starts: int = 5_000
+    """env steps of ε-greedy play before the first gradient step"""
+    train_frequency: int = 4
+    """env steps between training rounds"""
+    gradient_steps: int = 1
+    """gradient steps in each training round"""
+    loss: Literal["mse", "huber"] = "huber"
+    """the TD loss: Huber (smooth L1) or mean squared error"""
+    sticky_actions: bool = False
+    """ALE games: repeat the previous action with probability 0.25 (ALE v5's default); MinAtar keeps its own 0.1"""
+
+
+# The algorithm: environment, Q-network, replay buffer, the TD target and the update
+FRAME_STACK = 4  # ALE observations: the last 4 preprocessed frames
+
+
+def is_atari(env_id: str) -> bool:
+    """An ALE game (ale_py's AtariEnv), which gets the Atari preprocessing; any other env (MinAtar) is used as it is."""
+    return "ale_py" in str(gym.spec(env_id).entry_point)
+
+
+def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str, sticky_actions: bool, every_episode=False):
+    def thunk():
+        atari = is_atari(env_id)
+        # the ALE's own frame skipping off: AtariPreprocessing repeats each action and max-pools the last two frames
+        ale_kwargs = {"frameskip": 1, "repeat_action_probability": 0.25 if sticky_actions else 0.0} if atari else {}
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array", **ale_kwargs)
+            trigger = (lambda _: True) if every_episode else None
+            env = gym.wrappers.RecordVideo(env if atari else GridVideoFrames(env), video_dir, episode_trigger=trigger)
+        else:
+            env = gym.make(env_id, **ale_kwargs)
+        if not atari:
+            return env
+        env = gym.wrappers.AtariPreprocessing(
+            env, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True
+        )
+        if "FIRE" in env.unwrapped.get_action_meanings():
+            env = FireReset(env)
+        env = LifeLossInfo(env)
+        return gym.wrappers.FrameStackObservation(env, FRAME_STACK)
+
+    return thunk
+
+
+class FireReset(gym.Wrapper):
+    """Press FIRE after every reset, in games that wait for it to start (Breakout's first ball), as the OpenAI Baselines
+    wrapper does that CleanRL's Atari scripts use."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.fire = env.unwrapped.get_action_meanings().index("FIRE")
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        obs, _, terminated, truncated, info = self.env.step(self.fire)
+        if terminated or truncated:
+            obs, info = self.env.reset(**kwargs)
+        return obs, info
+
+
+class LifeLossInfo(gym.Wrapper):
+    """Mark a lost life in `info["life_lost"]`: the learner takes it as a terminal (Mnih et al. 2015), while the game
+    plays on, so that the episode the vector env ends (and logs) is the whole game."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.lives = 0
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, {**info, "life_lost": False}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = self.env.unwrapped.ale.lives()
+        life_lost, self.lives = lives < self.lives, lives
+        return obs, reward, terminated, truncated, {**info, "life_lost": life_lost}
+
+
+class GridVideoFrames(gym.Wrapper):
+    """MinAtar renders its 10×10 grid as floats in [0, 1]; a video wants bytes and more pixels: 16×16 per cell."""
+
+    def render(self):
+        grid = self.env.render()
+        return (np.kron(grid, np.ones((16, 16, 1))) * 255).astype(np.uint8)
+
+
+def learning_signals(rewards: np.ndarray, terminations: np.ndarray, infos: dict, atari: bool) -> tuple:
+    """The reward and termination the learner sees. On the ALE (Mnih et al. 2015): sign(r), and a lost life ends the
+    learner's episode though the game plays on; the logged returns (RecordEpisodeStatistics) stay the game's score.
+    Elsewhere: the env's own."""
+    if not atari:
+        return rewards, terminations
+    return np.sign(rewards), terminations | infos["life_lost"]
+
+
+class QNetwork(nn.Module):
+    """Q(s, ·) from images, its torso chosen by their shape: the Nature CNN for a stack of 84×84 frames (uint8 pixels
+    scaled to [0, 1]); the MinAtar network for an H×W×C grid (channels moved first)."""
+
+    def __init__(self, obs_shape: tuple, n_actions: int):
+        super().__init__()
+        self.frames = tuple(obs_shape[1:]) == (84, 84)
+        if self.frames:  # Mnih et al. (2015)
+            self.torso = nn.Sequential(
+                nn.Conv2d(obs_shape[0], 32, 8, stride=4),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, stride=2),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, stride=1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(64 * 7 * 7, 512),
+                nn.ReLU(),
+            )
+        else:  # Young & Tian (2019)
+            height, width, channels = obs_shape
+            self.torso = nn.Sequential(
+                nn.Conv2d(channels, 16, 3, stride=1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(16 * (height - 2) * (width - 2), 128),
+                nn.ReLU(),
+            )
+        self.head = nn.Linear(self.torso[-2].out_features, n_actions)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() / 255.0 if self.frames else x.float().permute(0, 3, 1, 2)
+        return self.head(self.torso(x))
+
+
+class ReplayBuffer:
+    """A FIFO of steps in preallocated arrays indexed [row, env], sampled uniformly; at capacity the oldest rows are
+    overwritten. A step is stored as the newest frame of its observation (bytes), its action, reward, termination and
+    its place in the episode: one frame per step, not the 4 of its stacked observation. At 84×84 bytes a frame, 1M
+    steps take 7.1 GB (their stacked observations and next observations, stored whole, would take 56 GB).
+
+    The stacks are rebuilt when sampled: the observation of the step in row t is the frames of rows t−3 … t and its next
+    observation those of rows t−2 … t+1, where a row before the episode's first repeats that first frame, as gymnasium's
+    FrameStackObservation pads after a reset: a stack never holds a frame of another episode. A MinAtar observation
+    (not stacked) is stored whole, one per row."""
+
+    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple, dtype, device: torch.device, seed: int):
+        self.stack = obs_shape[0] if tuple(obs_shape[1:]) == (84, 84) else 1
+        frame_shape = obs_shape[1:] if self.stack > 1 else obs_shape
+        self.rows = -(-capacity // num_envs)  # rows of one step per env
+        self.frames = np.zeros((self.rows, num_envs, *frame_shape), dtype=dtype)
+        self.actions = np.zeros((self.rows, num_envs), dtype=np.int64)
+        self.rewards = np.zeros((self.rows, num_envs), dtype=np.float32)
+        self.terminations = np.zeros((self.rows, num_envs), dtype=np.float32)
+        self.episode_steps = np.zeros((self.rows, num_envs), dtype=np.int64)  # steps since the episode's first frame
+        self.current_episode_steps = np.zeros(num_envs, dtype=np.int64)  # of the step each env takes next
+        self.obs_shape, self.num_envs, self.pos, self.size, self.device = tuple(obs_shape), num_envs, 0, 0, device
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, obs, actions, rewards, terminations, episode_ends) -> None:
+        """Store one step per env (the arguments are arrays with the env axis first); `episode_ends` marks the envs
+        whose episode (game) ended in this step, terminated or truncated: their next row starts a new one."""
+        self.frames[self.pos] = obs[:, -1] if self.stack > 1 else obs
+        self.actions[self.pos], self.rewards[self.pos], self.terminations[self.pos] = actions, rewards, terminations
+        self.episode_steps[self.pos] = self.current_episode_steps
+        self.current_episode_steps = np.where(episode_ends, 0, self.current_episode_steps + 1)
+        self.pos = (self.pos + 1) % self.rows
+        self.size = min(self.size + 1, self.rows)
+
+    def stacked(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """The observations of the steps in (rows, envs): each row's frame after those of the `stack` − 1 rows before
+        it, a row before the episode's first replaced by that first one."""
+        back = np.arange(self.stack - 1, -1, -1)  # 3, 2, 1, 0
+        stack_rows = (rows[:, None] - np.minimum(back, self.episode_steps[rows, envs][:, None])) % self.rows
+        return self.frames[stack_rows, envs[:, None]].reshape(len(rows), *self.obs_shape)
+
+    def continues(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Whether the next row holds the next step of the same episode (else its episode ended there)."""
+        return self.episode_steps[(rows + 1) % self.rows, envs] == self.episode_steps[rows, envs] + 1
+
+    def sampleable(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Which steps can be learned from: their frames are all still stored, and so is their next observation (the
+        next row, in the same episode), unless they terminated (their target does not look at it)."""
+        oldest = self.pos if self.size == self.rows else 0
+        age = (rows - oldest) % self.rows  # 0 for the oldest row, size − 1 for the newest
+        history = np.minimum(self.stack - 1, self.episode_steps[rows, envs])  # the rows before it that its stack reads
+        return (
+            (age >= history)
+            & (age < self.size - 1)
+            & (self.continues(rows, envs) | (self.terminations[rows, envs] > 0))
+        )
+
+    def sample(self, batch_size: int):
+        """(obs, actions, rewards, next_obs, terminations) of `batch_size` steps drawn uniformly with replacement from
+        those that can be learned from (the others, a few near the write position and the truncated steps, redrawn)."""
+        rows = self.rng.integers(self.size, size=batch_size)
+        envs = self.rng.integers(self.num_envs, size=batch_size)
+        while not (ok := self.sampleable(rows, envs)).all():
+            rows[~ok] = self.rng.integers(self.size, size=int((~ok).sum()))
+            envs[~ok] = self.rng.integers(self.num_envs, size=int((~ok).sum()))
+        # at a game's end, any observation of it will do for the next one: the target does not look at it
+        next_rows = np.where(self.continues(rows, envs), (rows + 1) % self.rows, rows)
+        arrays = (
+            self.stacked(rows, envs),
+            self.actions[rows, envs],
+            self.rewards[rows, envs],
+            self.stacked(next_rows, envs),
+            self.terminations[rows, envs],
+        )
+        return tuple(torch.from_numpy(a).to(self.device) for a in arrays)
+
+
+class GameStates:
+    """What a snapshot must keep of the envs besides what the plumbing's `env_state` reads from each layer (numbers,
+    arrays, RNGs): the ALE emulator's state with its RNG, MinAtar's game (plain python objects and a numpy
+    RandomState) and the frame stack. With it, a resumed run continues its games exactly, mid-episode."""
+
+    def __init__(self, envs):
+        self.envs = envs
+
+    def state_dict(self) -> dict:
+        games = []
+        for env in self.envs.unwrapped.envs:
+            game, saved = env.unwrapped, {}
+            if isinstance(game, ale_py.AtariEnv):
+                ale_state = game.ale.cloneState(include_rng=True).serialize()
+                saved["ale"] = np.frombuffer(ale_state, dtype=np.uint8).copy()
+                saved["frame_stack"] = list(find_layer(env, gym.wrappers.FrameStackObservation).obs_queue)
+            elif isinstance(game, minatar.gym.BaseEnv):  # a seeded minatar.Environment shares its RandomState
+                saved["minatar"] = {k: v for k, v in vars(game.game.env).items() if k != "random"}
+                saved["random"], saved["last_action"] = game.game.random.get_state(), game.game.last_action
+            games.append(state_of(saved))
+        return {"games": games}
+
+    def load_state_dict(self, state: dict) -> None:
+        for env, data in zip(self.envs.unwrapped.envs, state["games"], strict=True):
+            game, saved = env.unwrapped, restore_state(None, data)
+            if "ale" in saved:
+                game.ale.restoreState(ale_py.ALEState(saved["ale"].tobytes()))
+                frame_stack = find_layer(env, gym.wrappers.FrameStackObservation)
+                frame_stack.obs_queue = collections.deque(saved["frame_stack"], maxlen=frame_stack.stack_size)
+            elif "minatar" in saved:
+                vars(game.game.env).update(saved["minatar"])
+                game.game.random.set_state(saved["random"])
+                game.game.last_action = saved["last_action"]
+
+
+def find_layer(env, wrapper_type):
+    """The layer of a wrapped env that is a `wrapper_type`."""
+    while not isinstance(env, wrapper_type):
+        env = env.env
+    return env
+
+
+def linear_schedule(start_e: float, end_e: float, duration: float, t: int) -> float:
+    """ε falls linearly from start_e to end_e over `duration` steps, then stays at end_e (from the start if 0)."""
+    if duration <= 0:
+        return end_e
+    slope = (end_e - start_e) / duration
+    return max(slope * t + start_e, end_e)
+
+
+def td_target(rewards, next_value, terminations, gamma: float):
+    """y = r + γ (1 − terminated) V'(s'), here V'(s') = max_a' Q_target(s', a'). A truncated transition is not terminal
+    and bootstraps."""
+    return rewards + gamma * (1.0 - terminations) * next_value
+
+
+def td_loss(q_network, target_network, batch: tuple, gamma: float, loss: str):
+    """The TD loss of a minibatch, (Q(s, a) − y)² or its Huber form, against the target network's y; and Q(s, a)."""
+    obs, actions, rewards, next_obs, terminations = batch
+    with torch.no_grad():
+        target = td_target(rewards, target_network(next_obs).max(dim=1).values, terminations, gamma)
+    q_taken = q_network(obs).gather(1, actions[:, None]).squeeze(1)
+    return (F.smooth_l1_loss if loss == "huber" else F.mse_loss)(q_taken, target), q_taken
+
+
+def update_target(target_network, q_network, tau: float) -> None:
+    """θ⁻ ← τ θ + (1 − τ) θ⁻ (τ = 1: a hard copy)."""
+    with torch.no_grad():
+        for target_param, param in zip(target_network.parameters(), q_network.parameters(), strict=True):
+            target_param.lerp_(param, tau)
+
+
+def epsilon_greedy(q_network, obs: np.ndarray, epsilon: float, n_actions: int, rng, device) -> np.ndarray:
+    """argmax_a Q(s, a) per env, replaced by a uniformly random action with probability ε in each env."""
+    explore = rng.random(len(obs)) < epsilon
+    with torch.inference_mode():
+        actions = q_network(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
+    if explore.any():
+        actions[explore] = rng.integers(n_actions, size=int(explore.sum()))
+    return actions
+
+
+def steps_crossed(global_step: int, num_envs: int, interval: int) -> int:
+    """How many multiples of `interval` the step counter passed on its way from global_step − num_envs."""
+    return global_step // interval - (global_step - num_envs) // interval
+
+
+def evaluate(
+    q_network, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None, sticky_actions=False
+) -> list:
+    """Greedy returns (the games' scores) of `episodes` episodes on a fresh env."""
+    env = make_env(env_id, 0, video_dir is not None, video_dir, sticky_actions, every_episode=True)()
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done, episode_return = False, 0.0
+        while not done:
+            with torch.inference_mode():
+                q_values = q_network(torch.as_tensor(obs, device=device)[None])
+            obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax(dim=1).item()))
+            episode_return += float(reward)
+            done = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+# Training
+def check_args(args: Args) -> dict | None:
+    """Reject bad input before anything is written; return the checkpoint to evaluate, if one is given."""
+    checkpoint = check_common_args(args)
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}")
+    if checkpoint is None and args.learning_starts >= args.total_timesteps:
+        fail(f"--learning-starts {args.learning_starts} is not below --total-timesteps {args.total_timesteps}")
+    check_positive(args, "num_envs", "buffer_size", "batch_size", "train_frequency", "gradient_steps")
+    check_positive(args, "target_network_frequency", "learning_rate")
+    check_unit_interval(args, "gamma", "tau", "start_e", "end_e", "exploration_fraction")
+    if args.buffer_size < 8 * args.num_envs:
+        fail(f"--buffer-size {args.buffer_size} holds fewer than 8 steps per env (a stack reads 4 frames)")
+    if args.learning_starts < args.num_envs:
+        fail(f"--learning-starts {args.learning_starts} is below --num-envs: a step is sampled once its next one is in")
+    obs_space, act_space = env_spaces(args.env_id, images=True)
+    if not isinstance(act_space, gym.spaces.Discrete):
+        fail(
+            f"needs a Discrete action space, but {args.env_id} has {act_space}; no script here takes images with Box "
+            "actions (ppo_continuous.py takes Box actions with vector observations)"
+        )
+    frame_bytes = 84 * 84 if is_atari(args.env_id) else int(np.prod(obs_space.shape)) * obs_space.dtype.itemsize
+    row_bytes = frame_bytes + 8 + 4 + 4 + 8  # frame, action, reward, termination, step in the episode
+    check_memory(args.buffer_size * row_bytes, f"a replay buffer of --buffer-size {args.buffer_size}")
+    return checkpoint
+
+
+def train(args: Args) -> dict:
+    checkpoint = check_args(args)
+    run = start_run(args)
+    rng = np.random.default_rng(args.seed)
+    atari = is_atari(args.env_id)
+    # same-step autoreset: the step that ends a game is followed by the next game's first observation
+    envs = gym.vector.SyncVectorEnv(
+        [
+            make_env(args.env_id, i, args.capture_video, run.video_dir, args.sticky_actions)
+            for i in range(args.num_envs)
+        ],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)  # the games' scores: unclipped rewards, whole games
+    obs_shape = envs.single_observation_space.shape
+    n_actions = int(envs.single_action_space.n)
+
+    q_network = QNetwork(obs_shape, n_actions).to(run.device)
+    if checkpoint:
+        load_weights(run, q_network, checkpoint["q_network"])
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
+    target_network = QNetwork(obs_shape, n_actions).to(run.device)
+    target_network.load_state_dict(q_network.state_dict())
+    rb = ReplayBuffer(
+        args.buffer_size, args.num_envs, obs_shape, envs.single_observation_space.dtype, run.device, args.seed
+    )
+
+    global_step, updates = 0, 0
+    num_iterations = 0 if checkpoint else args.total_timesteps // args.num_envs
+    obs, _ = envs.reset(seed=args.seed)
+    # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
+    state = dict(
+        q_network=q_network,
+        target_network=target_network,
+        optimizer=optimizer,
+        rb=rb,
+        rng=rng,
+        envs=envs,
+        games=GameStates(envs),  # what env_state cannot read: the ALE's emulator, MinAtar's python objects
+    )
+    global_step, updates, obs = resume(run, state, global_step=global_step, updates=updates, obs=obs)
+    for _ in range(global_step // args.num_envs, num_iterations):
+        global_step += args.num_envs
+        # collect: one ε-greedy step in every env; store (s, a, r, terminated), s as its newest frame (see ReplayBuffer)
+        epsilon = linear_schedule(
+            args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step
+        )
+        actions = epsilon_greedy(q_network, obs, epsilon, n_actions, rng, run.device)
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        log_episodes(run, global_step, infos)
+        learn_rewards, learn_terminations = learning_signals(rewards, terminations, infos, atari)
+        rb.add(obs, actions, learn_rewards, learn_terminations, terminations | truncations)
+        obs = next_obs
+
+        # update: rounds of gradient steps on the TD loss, then the target network
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (
+                1.0 - (global_step - args.num_envs) / args.total_timesteps
+            ) * args.learning_rate
+        if global_step > args.learning_starts:
+            for _ in range(steps_crossed(global_step, args.num_envs, args.train_frequency) * args.gradient_steps):
+                loss, q_taken = td_loss(q_network, target_network, rb.sample(args.batch_size), args.gamma, args.loss)
+                check_finite(run, global_step, td_loss=loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                updates += 1
+                if updates % 100 == 0:
+                    run.writer.add_scalar("losses/td_loss", loss.item(), global_step)
+                    run.writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
+            if steps_crossed(global_step, args.num_envs, args.target_network_frequency):
+                update_target(target_network, q_network, args.tau)
+        log_progress(run, global_step, epsilon=epsilon)
+        snapshot(run, state, global_step=global_step, updates=updates, obs=obs)
+
+    envs.close()
+    eval_returns = evaluate(
+        q_network,
+        args.env_id,
+        args.eval_episodes,
+        args.seed + 10_000,
+        run.device,
+        run.eval_video_dir,
+        args.sticky_actions,
+    )
+    return finish_run(run, global_step, eval_returns, model={"q_network": q_network.state_dict()})
+
+
+# Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.
+ALGO = os.path.basename(__file__).removesuffix(".py")
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """Stop with one line on stderr and exit status `status` (2: bad input, found before anything is written)."""
+    print(f"{ALGO}.py: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_positive(args: Args, *names: str) -> None:
+    """Fail unless every named argument is positive."""
+    for name in names:
+        if not getattr(args, name) > 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_unit_interval(args: Args, *names: str) -> None:
+    """Fail unless every named argument lies in [0, 1]."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            fail(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+
+
+def env_spaces(env_id: str, images: bool = False) -> tuple:
+    """The observation and action spaces of a gymnasium env, or a one-line failure when it cannot be made or observes
+    what the script cannot take: images (a 3-axis Box) for a script of flat vectors, vectors for one of `images`."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ModuleNotFoundError) as e:
+        fail(f"cannot make env {env_id!r}: {e}")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    observes_images = isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3
+    if observes_images and not images:
+        fail(f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors (see README for pixels)")
+    if images and not observes_images:
+        fail(f"{env_id} observes {spaces[0]}, not images; this script takes image observations (see README)")
+    return spaces
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Fail when `what` would take more memory than is available now (Linux's MemAvailable; elsewhere no check)."""
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return
+    if nbytes > available:
+        fail(f"{what} needs {nbytes / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory available")
+
+
+def check_common_args(args: Args) -> dict | None:
+    """Check the arguments every script has: a positive budget and evaluation, and a checkpoint (if given) that this
+    script saved for this env. Return the checkpoint's contents, or None."""
+    budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
+    check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if getattr(args, "snapshot_frequency", 0) < 0:
+        fail(f"--snapshot-frequency must be 0 (never) or positive, got {args.snapshot_frequency}")
+    if getattr(args, "resume", None):
+        check_resume(args)
+    if args.checkpoint is None:
+        return None
+    if not os.path.isfile(args.checkpoint):
+        fail(f"checkpoint file not found: {args.checkpoint}")
+    try:  # weights_only: loading a file never runs code from it
+        checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        fail(f"cannot read checkpoint {args.checkpoint}: {type(e).__name__}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("algo") != ALGO:
+        fail(f"{args.checkpoint} is not a checkpoint of {ALGO}.py")
+    if checkpoint.get("env_id") != args.env_id:
+        fail(f"{args.checkpoint} was saved for {checkpoint.get('env_id')}, not for --env-id {args.env_id}")
+    return checkpoint
+
+
+# Arguments that may differ between a run and its resumption: they change where and how a run is seen, not what it does.
+FREE_ON_RESUME = ("resume", "snapshot_frequency", "track", "wandb_project_name", "wandb_entity", "log_dir")
+
+
+def read_snapshot(run_dir: str) -> dict:
+    """The snapshot of a run folder, or a one-line failure. Memory-mapped: the replay buffer is read as it is copied."""
+    path = os.path.join(run_dir, "snapshot.pt")
+    if not os.path.isfile(path):
+        fail(f"--resume {run_dir}: no snapshot.pt there (was the run started with --snapshot-frequency?)")
+    try:  # weights_only: loading a file never runs code from it
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        fail(f"--resume {run_dir}: cannot read snapshot.pt: {type(e).__name__}")
+
+
+def check_resume(args: Args) -> None:
+    """Fail unless --resume names an unfinished run folder of this script and env, run with the same arguments."""
+    if args.checkpoint is not None:
+        fail("--resume continues a training run; --checkpoint only evaluates: give one of them")
+    if os.path.isfile(os.path.join(args.resume, "summary.json")):
+        fail(f"--resume {args.resume}: that run has finished (summary.json); nothing to resume")
+    snapshot = read_snapshot(args.resume)
+    if not isinstance(snapshot, dict) or snapshot.get("algo") != ALGO:
+        fail(
+            f"--resume {args.resume}: a run of {snapshot.get('algo') if isinstance(snapshot, dict) else '?'}.py, "
+            f"not of {ALGO}.py"
+        )
+    if snapshot.get("env_id") != args.env_id:
+        fail(f"--resume {args.resume}: a run on {snapshot.get('env_id')}, not on --env-id {args.env_id}")
+    changed = [
+        f"--{name.replace('_', '-')} {value} (the run has {snapshot['args'].get(name)})"
+        for name, value in asdict(args).items()
+        if name not in FREE_ON_RESUME and snapshot["args"].get(name) != value
+    ]
+    if changed:
+        fail(f"--resume {args.resume}: resume with the run's arguments; changed: {', '.join(changed)}")
+
+
+@dataclass
+class Run:
+    """What the plumbing keeps of a run: its folder, TensorBoard writer, device, clock and last training returns."""
+
+    args: Args
+    name: str
+    dir: str
+    writer: SummaryWriter
+    device: torch.device
+    start_time: float
+    last_step_time: float
+    last_print: float
+    recent_returns: collections.deque
+    bar: tqdm | None = None
+    counts_episodes: bool = False
+    episodes: int = 0
+    global_step: int = 0
+    previous_sigint: object = None
+    interrupted_at: float = 0.0
+    snapshot: dict | None = None
+    snapshot_step: int = 0
+
+    @property
+    def video_dir(self) -> str:
+        return os.path.join(self.dir, "videos")
+
+    @property
+    def eval_video_dir(self) -> str | None:
+        return os.path.join(self.dir, "videos", "eval") if self.args.capture_video else None
+
+
+def start_run(args: Args) -> Run:
+    """Make the run folder, open TensorBoard (and W&B with --track), seed python, numpy and torch, pick the device."""
+    try:  # Ctrl-C while the run is set up is ignored (a handler can be set in the main thread only)
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        previous_sigint = None
+    snapshot = read_snapshot(args.resume) if getattr(args, "resume", None) else None
+    if snapshot is not None:  # continue in the run's own folder
+        run_dir = args.resume.rstrip("/")
+        name = os.path.basename(run_dir)
+        if os.path.exists(os.path.join(run_dir, "interrupted.json")):
+            os.remove(os.path.join(run_dir, "interrupted.json"))
+        # TensorBoard reads a folder's event files in the order of their names, which start with the second they were
+        # made in: the resumed run's file must come after the stopped run's, so it starts in a later second
+        made = [int(name.split(".")[3]) for name in os.listdir(run_dir) if name.startswith("events.out.tfevents.")]
+        while time.time() < max(made, default=0) + 1:
+            time.sleep(0.05)
+    else:
+        name, run_dir = make_run_dir(args)
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=asdict(args),
+            name=name,
+            dir=run_dir,
+            save_code=True,
+        )
+    if snapshot is not None:  # TensorBoard drops what the stopped run logged after its snapshot
+        writer = SummaryWriter(run_dir, purge_step=snapshot["global_step"] + 1)
+    else:
+        writer = SummaryWriter(run_dir)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+        )
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_flush_denormal(True)  # on CPU, arithmetic on denormal floats (tiny Adam moments) is many times slower
+    cuda = getattr(args, "cuda", False) and torch.cuda.is_available()  # a script without --cuda runs on the CPU
+    now = time.time()
+    run = Run(
+        args,
+        name,
+        run_dir,
+        writer,
+        torch.device("cuda" if cuda else "cpu"),
+        now,
+        now,
+        now,
+        collections.deque(maxlen=10),
+        snapshot=snapshot,
+    )
+    budget = next(name for name in ("total_timesteps", "total_episodes", "eval_episodes") if hasattr(args, name))
+    run.counts_episodes = budget != "total_timesteps"
+    run.bar = tqdm(
+        total=0 if getattr(args, "checkpoint", None) else getattr(args, budget),
+        unit="episode" if run.counts_episodes else "step",
+        disable=not sys.stdout.isatty(),  # a bar for a person at a terminal; logs and pipes stay quiet
+        file=sys.stdout,
+        dynamic_ncols=True,
+    )
+    if previous_sigint is not None:  # from here on, Ctrl-C ends the run with one line and a marked folder
+        run.previous_sigint = previous_sigint
+        signal.signal(signal.SIGINT, lambda *_: interrupt(run))
+    return run
+
+
+def log_episode(run: Run, global_step: int, episode_return: float, episode_length: int) -> None:
+    """Log one finished training episode."""
+    run.writer.add_scalar("charts/episodic_return", episode_return, global_step)
+    run.writer.add_scalar("charts/episodic_length", episode_length, global_step)
+    run.recent_returns.append(float(episode_return))
+    run.episodes += 1
+
+
+def log_episodes(run: Run, global_step: int, infos: dict) -> None:
+    """Log every episode that ended in this step of a vector env wrapped in gymnasium's RecordEpisodeStatistics."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            log_episode(run, global_step, infos["episode"]["r"][i], infos["episode"]["l"][i])
+
+
+def check_finite(run: Run, global_step: int, **values) -> None:
+    """Stop the run (exit 1) when a loss or estimate is NaN or infinite; what was logged so far stays readable."""
+    values = {name: torch.as_tensor(value).item() for name, value in values.items()}
+    if not np.isfinite(list(values.values())).all():
+        close_run(run)
+        listed = ", ".join(f"{name}={value}" for name, value in values.items())
+        fail(f"{listed} at global step {global_step}: not finite; stopping", status=1)
+
+
+def log_progress(run: Run, global_step: int, **extra: float) -> None:
+    """Call after every training step: it keeps the training clock and, every 2 s, logs the SPS and moves the progress
+    bar (steps or episodes of the budget, with the recent return and `extra`)."""
+    now = run.last_step_time = time.time()
+    run.global_step = global_step
+    if now - run.last_print >= 2.0:
+        run.last_print = now
+        sps = int(global_step / (now - run.start_time))
+        run.writer.add_scalar("charts/SPS", sps, global_step)
+        recent = f"{np.mean(run.recent_returns):.1f}" if run.recent_returns else "-"
+        run.bar.set_postfix(
+            recent_return=recent, **{name: f"{value:.3g}" for name, value in extra.items()}, refresh=False
+        )
+        run.bar.update((run.episodes if run.counts_episodes else global_step) - run.bar.n)
+
+
+def snapshot(run: Run, objects: dict, **values) -> None:
+    """Call at the end of every training iteration, after `log_progress`. Every --snapshot-frequency env steps, write
+    what the run needs to go on exactly as if it had not stopped: `objects` (networks, optimizers, buffers, RNGs, envs:
+    see `state_of`), the loop's `values`, python's, numpy's and torch's RNGs, the episode statistics and the clock.
+    Atomically (a temp file, then a rename): a run killed at any instant leaves its last complete snapshot."""
+    frequency, global_step = getattr(run.args, "snapshot_frequency", 0), run.global_step
+    if not frequency or global_step // frequency == run.snapshot_step // frequency:
+        return
+    run.snapshot_step = global_step
+    run.writer.flush()  # what was logged up to here is on disk with the snapshot: a kill after it loses none of it
+    data = {
+        "algo": ALGO,
+        "env_id": run.args.env_id,
+        "args": asdict(run.args),
+        "global_step": global_step,
+        "run": {
+            "episodes": run.episodes,
+            "recent_returns": list(run.recent_returns),
+            "elapsed_s": run.last_step_time - run.start_time,
+        },
+        "rngs": {
+            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+            "numpy": state_of(np.random.get_state(legacy=False)),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        },
+        "objects": {name: state_of(obj) for name, obj in objects.items()},
+        "values": {name: state_of(value) for name, value in values.items()},
+    }
+    path, tmp_path = os.path.join(run.dir, "snapshot.pt"), os.path.join(run.dir, f"snapshot.pt.{os.getpid()}.tmp")
+    with open(tmp_path, "wb") as f:
+        torch.save(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+
+
+def resume(run: Run, objects: dict, **values) -> tuple:
+    """With --resume, load the snapshot into `objects` (in place) and return the loop's values it kept; else return
+    `values` as they are. Call once everything is built, just before the training loop."""
+    if run.snapshot is None:
+        return tuple(values.values())
+    saved, run.snapshot = run.snapshot, None
+    for name, obj in objects.items():
+        restore_state(obj, saved["objects"][name])
+    python = saved["rngs"]["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    np.random.set_state(restore_state(None, saved["rngs"]["numpy"]))
+    torch.set_rng_state(saved["rngs"]["torch"])
+    if saved["rngs"]["cuda"]:
+        torch.cuda.set_rng_state_all(saved["rngs"]["cuda"])
+    run.episodes = saved["run"]["episodes"]
+    run.recent_returns.extend(saved["run"]["recent_returns"])
+    run.start_time = run.last_step_time = time.time() - saved["run"]["elapsed_s"]
+    run.global_step = run.snapshot_step = saved["global_step"]
+    print(f"resumed {run.dir} at global step {run.global_step}")
+    return tuple(restore_state(value, saved["values"][name]) for name, value in values.items())
+
+
+def state_of(obj):
+    """`obj` as data that torch.load(weights_only=True) reads back: a module's or optimizer's state_dict, tensors,
+    numpy arrays (as tensors), numpy and torch Generators (their states), gymnasium envs (`env_state`), numbers,
+    lists and dicts of these, and the objects of this script's own classes (a replay buffer, running statistics)
+    attribute by attribute. Anything else (a device, a space) is configuration, rebuilt by the script: None."""
+    if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
+        return {"state_dict": obj.state_dict()}
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, np.ndarray):
+        return {"ndarray": torch.from_numpy(obj)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.random.Generator):
+        return {"generator": obj.bit_generator.state}
+    if isinstance(obj, torch.Generator):
+        return {"torch_generator": obj.get_state()}
+    if isinstance(obj, (gym.Env, gym.vector.VectorEnv)):
+        return {"env": env_state(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple, collections.deque)):
+        return {"tuple" if isinstance(obj, tuple) else "list": [state_of(item) for item in obj]}
+    if isinstance(obj, dict):
+        return {"dict": {key: state_of(value) for key, value in obj.items()}}
+    if type(obj).__module__ == __name__:
+        return {"object": {name: state_of(value) for name, value in vars(obj).items()}}
+    return None
+
+
+def restore_state(obj, data):
+    """The inverse of `state_of`: load `data` into `obj` in place where it can be (modules, optimizers, tensors,
+    arrays of the same shape, generators, envs, this script's objects) and return the restored value."""
+    if not isinstance(data, dict):
+        if isinstance(obj, torch.Tensor) and isinstance(data, torch.Tensor):
+            if obj.is_inference():  # made under torch.inference_mode: not writable, replaced
+                return data.to(obj.device)
+            with torch.no_grad():
+                return obj.copy_(data)
+        return obj if data is None else data
+    if "state_dict" in data:
+        obj.load_state_dict(data["state_dict"])
+    elif "ndarray" in data:
+        array = data["ndarray"].numpy()
+        if isinstance(obj, np.ndarray) and obj.shape == array.shape and obj.dtype == array.dtype:
+            obj[...] = array
+            return obj
+        return array.copy()
+    elif "generator" in data:
+        obj = obj if isinstance(obj, np.random.Generator) else np.random.default_rng()
+        obj.bit_generator.state = data["generator"]
+    elif "torch_generator" in data:
+        obj.set_state(data["torch_generator"])
+    elif "env" in data:
+        set_env_state(obj, data["env"])
+    elif "list" in data or "tuple" in data:
+        current = list(obj) if isinstance(obj, (list, tuple, collections.deque)) else []  # each item's template
+        saved = data.get("list", data.get("tuple"))
+        items = [restore_state(current[i] if i < len(current) else None, item) for i, item in enumerate(saved)]
+        if isinstance(obj, collections.deque):
+            return collections.deque(items, obj.maxlen)
+        return tuple(items) if "tuple" in data else items
+    elif "dict" in data:
+        return {key: restore_state((obj or {}).get(key), value) for key, value in data["dict"].items()}
+    elif "object" in data:
+        for name, value in data["object"].items():
+            setattr(obj, name, restore_state(getattr(obj, name, None), value))
+    return obj
+
+
+def env_layers(env) -> list:
+    """An env or vector env and its wrappers (for a SyncVectorEnv, each of its envs with theirs), outside in."""
+    layers = []
+    while env is not None:
+        layers.append(env)
+        for sub_env in getattr(env, "envs", []) if isinstance(env, gym.vector.SyncVectorEnv) else []:
+            layers.extend(env_layers(sub_env))
+        env = getattr(env, "env", None)
+    return layers
+
+
+def env_state(env) -> list:
+    """The state of an env and its wrappers: each layer's plain attributes (numbers and arrays: the physical state
+    of a classic-control env, step counters, episode statistics), its RNG and, for a MuJoCo env, the simulator's full
+    integration state (mujoco.mj_getState). What these do not hold (a renderer, a video recorder) is not restored."""
+    states = []
+    for layer in env_layers(env):
+        state = {
+            name: state_of(value)
+            for name, value in vars(layer).items()
+            if value is None or isinstance(value, (bool, int, float, np.ndarray, np.generic, np.random.Generator))
+        }
+        if type(layer).__module__.startswith("gymnasium.envs.mujoco"):
+            import mujoco
+
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            physics = np.empty(mujoco.mj_stateSize(layer.model, spec))
+            mujoco.mj_getState(layer.model, layer.data, physics, spec)
+            state["mujoco_state"] = state_of(physics)
+            # and the body positions of the last step, which some envs (Ant, Humanoid) read before they step
+            state["mujoco_positions"] = state_of(np.concatenate([layer.data.xpos, layer.data.xipos]))
+        states.append(state)
+    return states
+
+
+def set_env_state(env, states: list) -> None:
+    """Load `env_state`'s output into an env built the same way."""
+    for layer, state in zip(env_layers(env), states, strict=True):
+        for name, value in state.items():
+            if name == "mujoco_state":
+                import mujoco
+
+                mujoco.mj_setState(
+                    layer.model, layer.data, value["ndarray"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION
+                )
+            elif name == "mujoco_positions":
+                layer.data.xpos[:], layer.data.xipos[:] = np.split(value["ndarray"].numpy(), 2)
+            else:
+                setattr(layer, name, restore_state(getattr(layer, name, None), value))
+
+
+def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | None = None) -> dict:
+    """Save the model (with --save-model), log the final evaluation at the last step, write summary.json atomically
+    and return it."""
+    args, wall_time = run.args, run.last_step_time - run.start_time
+    if args.save_model and model is not None:
+        torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
+    for episode_return in eval_returns:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    close_run(run)
+    summary = {
+        "algo": ALGO,
+        "env_id": args.env_id,
+        "seed": args.seed,
+        "total_timesteps": global_step,
+        "wall_time_s": wall_time,
+        "sps": global_step / wall_time if wall_time > 0 else 0.0,
+        "eval_return_mean": float(np.mean(eval_returns)),
+        "eval_return_std": float(np.std(eval_returns)),
+        "eval_episodes": args.eval_episodes,
+        "final_train_return": float(np.mean(run.recent_returns)) if run.recent_returns else None,
+        "args": asdict(args),
+    }
+    write_summary(run.dir, summary)
+    for name in os.listdir(run.dir):  # the run is complete: what it keeps is the summary, not its snapshots
+        if name.startswith("snapshot.pt"):
+            os.remove(os.path.join(run.dir, name))
+    print(
+        f"eval_return_mean={summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f}; run folder {run.dir}"
+    )
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    return summary
+
+
+def load_weights(run: Run, network: nn.Module, state: dict) -> None:
+    """Load saved weights into `network`; weights of other shapes (saved with other settings) end the run with one
+    line, its folder removed."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as e:
+        close_run(run)
+        shutil.rmtree(run.dir)
+        details = [line.strip() for line in str(e).splitlines()]
+        fail(f"{run.args.checkpoint} does not fit this network (saved with other settings?): {details[-1]}")
+
+
+def close_run(run: Run) -> None:
+    """Close the progress bar (at the last step) and TensorBoard, and give Ctrl-C back its meaning before the run."""
+    run.bar.update((run.episodes if run.counts_episodes else run.global_step) - run.bar.n)
+    run.bar.close()
+    run.writer.close()
+    if run.previous_sigint is not None:
+        signal.signal(signal.SIGINT, run.previous_sigint)
+
+
+def interrupt(run: Run) -> NoReturn:
+    """Ctrl-C: keep what was logged, mark the folder (interrupted.json) and stop with one line and exit status 130."""
+    if run.interrupted_at and time.time() - run.interrupted_at < 5.0:
+        return  # the first Ctrl-C is being handled (later ones retry, should its exit have been swallowed)
+    first, run.interrupted_at = not run.interrupted_at, time.time()
+    if first:
+        run.previous_sigint = None  # this handler stays until the process ends ...
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
+        close_run(run)
+        with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
+            json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)
+    if not first:
+        raise SystemExit(130)
+    kept = f"what was logged is kept in {run.dir}"
+    if run.snapshot_step:
+        kept += f"; continue from step {run.snapshot_step} with --resume {run.dir}"
+    fail(f"interrupted at global step {run.global_step}; {kept}", status=130)
+
+
+def make_run_dir(args: Args) -> tuple:
+    """Create `{log_dir}/{env_id}__{exp_name}__{seed}__{unix_time}`; should two runs start in the same second with the
+    same name, the later one takes the next free second."""
+    try:
+        os.makedirs(args.log_dir, exist_ok=True)
+        unix_time = int(time.time())
+        while True:
+            run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{unix_time}"
+            try:
+                os.mkdir(os.path.join(args.log_dir, run_name))
+                return run_name, os.path.join(args.log_dir, run_name)
+            except FileExistsError:
+                unix_time += 1
+    except OSError as e:
+        fail(f"cannot make a run folder in --log-dir {args.log_dir}: {e.strerror}")
+
+
+def write_summary(run_dir: str, summary: dict) -> None:
+    """Write summary.json atomically: to a temp file in the same folder, then rename."""
+    tmp_path = os.path.join(run_dir, "summary.json.tmp")
+    with open(tmp_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp_path, os.path.join(run_dir, "summary.json"))
+
+
+if __name__ == "__main__":
+    train(tyro.cli(Args))
