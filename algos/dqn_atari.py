@@ -11,14 +11,14 @@ stride 4, conv 64 4×4 stride 2, conv 64 3×3 stride 1, fc 512; pixels scaled by
 10×10×C) the network of Young & Tian (2019), "MinAtar: An Atari-Inspired Testbed for Thorough and Reproducible
 Reinforcement Learning Experiments" (channels moved first, one conv 16 3×3 stride 1, fc 128).
 
-ALE games get the paper's preprocessing from gymnasium's wrappers: up to 30 no-ops at a reset, each action repeated
-for 4 frames with the max of the last two frames observed, 84×84 grayscale, the last 4 frames stacked; FIRE pressed at
-a reset in games that have it; no sticky actions unless --sticky-actions (ALE v5's 0.25; CleanRL's Atari numbers use
-NoFrameskip-v4 without them). For learning only, rewards are clipped to sign(r) and a lost life is a terminal: the game
-plays on to its end, and the logged return is the game's score. MinAtar games are used as they are (sticky actions
-0.1 included), their rewards unclipped. The replay buffer stores one frame per step and rebuilds the stacks when it
-samples (1M steps of 84×84 frames: 7.1 GB). A time-limit truncation (the ALE cuts a game at 108,000 frames) is not a
-termination; as the step's last frame is not stored, such a step is never sampled.
+ALE games get the paper's preprocessing from gymnasium's wrappers: up to 30 no-ops at a reset, each action repeated for
+4 frames with the max of the last two frames observed, 84×84 grayscale, the last 4 frames stacked; FIRE pressed at a
+reset and after a lost life in games that have it; no sticky actions unless --sticky-actions (ALE v5's 0.25; CleanRL's
+Atari numbers use NoFrameskip-v4 without them). For learning only, rewards are clipped to sign(r) and a lost life is a
+terminal: the game plays on to its end, and the logged return is the game's score. MinAtar games are used as they are
+(sticky actions 0.1 included), their rewards unclipped. The replay buffer stores one frame per step and rebuilds the
+stacks when it samples (1M steps of 84×84 frames: 7.1 GB). A time-limit truncation (the ALE cuts a game at 108,000
+frames) is not a termination; as the step's last frame is not stored, such a step is never sampled.
 
 The defaults, for MinAtar on one CPU core, are Young & Tian's DQN (replay 100k, batch 32, γ 0.99, ε from 1 to 0.1
 over the first 100k steps, the target network refreshed every 1,000 steps, learning from step 5,000, the Huber loss)
@@ -168,8 +168,8 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str, sticky_
 
 
 class FireReset(gym.Wrapper):
-    """Press FIRE after every reset, in games that wait for it to start (Breakout's first ball), as the OpenAI Baselines
-    wrapper does that CleanRL's Atari scripts use."""
+    """Press FIRE after every reset and every lost life, in games that wait for it to go on (Breakout's balls), as
+    CleanRL's Atari scripts do (there the lost life is a reset): a greedy agent that never chose FIRE would stall."""
 
     def __init__(self, env):
         super().__init__(env)
@@ -181,6 +181,14 @@ class FireReset(gym.Wrapper):
         if terminated or truncated:
             obs, info = self.env.reset(**kwargs)
         return obs, info
+
+    def step(self, action):
+        lives = self.env.unwrapped.ale.lives()
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.env.unwrapped.ale.lives() < lives and not (terminated or truncated):
+            obs, fire_reward, terminated, truncated, info = self.env.step(self.fire)
+            reward += fire_reward
+        return obs, reward, terminated, truncated, info
 
 
 class LifeLossInfo(gym.Wrapper):
@@ -589,9 +597,12 @@ def env_spaces(env_id: str, images: bool = False) -> tuple:
     env.close()
     observes_images = isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3
     if observes_images and not images:
-        fail(f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors (see README for pixels)")
+        fail(
+            f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors: for images, dqn_atari.py "
+            "(Discrete actions) or planet.py --from-pixels (Box actions)"
+        )
     if images and not observes_images:
-        fail(f"{env_id} observes {spaces[0]}, not images; this script takes image observations (see README)")
+        fail(f"{env_id} observes {spaces[0]}, not images; this script takes images: for vectors, dqn.py, ppo.py, …")
     return spaces
 
 

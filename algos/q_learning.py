@@ -283,7 +283,10 @@ def env_spaces(env_id: str) -> tuple:
     spaces = env.observation_space, env.action_space
     env.close()
     if isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3:
-        fail(f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors (see README for pixels)")
+        fail(
+            f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors: for images, dqn_atari.py "
+            "(Discrete actions) or planet.py --from-pixels (Box actions)"
+        )
     return spaces
 
 

@@ -67,13 +67,21 @@ def test_an_action_lasts_4_frames_and_the_observation_is_the_max_of_the_last_two
     assert reward == rewards
 
 
-def test_fire_is_pressed_at_a_reset_only_in_games_that_have_it():
+def test_fire_is_pressed_at_a_reset_and_after_a_lost_life_only_in_games_that_have_it():
     breakout = atari_env("ALE/Breakout-v5")
     assert isinstance(breakout.env.env, dqn_atari.FireReset)  # under the frame stack and the life-loss marker
     assert "FIRE" not in atari_env("ALE/Freeway-v5").unwrapped.get_action_meanings()
     assert not any(
         isinstance(layer, dqn_atari.FireReset) for layer in dqn_atari.env_layers(atari_env("ALE/Freeway-v5"))
     )
+    # an agent that only plays NOOP still sees every ball launched: the game ends after its 5 lives (seed 1: in 120
+    # steps), where without FIRE after a lost life it waits at the second ball until truncated (27,000 steps)
+    breakout.reset(seed=1)
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated) and steps < 1_000:
+        _, _, terminated, truncated, _ = breakout.step(0)
+        steps += 1
+    assert terminated and not truncated and breakout.unwrapped.ale.lives() == 0
 
 
 def test_rewards_are_clipped_and_lost_lives_end_episodes_for_the_learner_only():
