@@ -399,11 +399,13 @@ def env_spaces(env_id: str, images: bool = False) -> tuple:
     observes_images = isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3
     if observes_images and not images:
         fail(
-            f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors: for images, dqn_atari.py "
-            "(Discrete actions) or planet.py --from-pixels (Box actions)"
+            f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors: for images, the scripts "
+            "dqn_atari, rainbow_atari, ppo_atari (Discrete actions) or planet with --from-pixels (Box actions)"
         )
     if images and not observes_images:
-        fail(f"{env_id} observes {spaces[0]}, not images; this script takes images: for vectors, dqn.py, ppo.py, …")
+        fail(
+            f"{env_id} observes {spaces[0]}, not images; this script takes images: for vectors, the scripts dqn, ppo, …"
+        )
     return spaces
 
 

@@ -31,7 +31,8 @@ Run: python algos/dqn_atari.py --env-id MinAtar/Breakout-v1
 Run (the Nature settings, as CleanRL's dqn_atari.py): python algos/dqn_atari.py --env-id ALE/Pong-v5
     --total-timesteps 10000000 --buffer-size 1000000 --learning-rate 1e-4 --learning-starts 80000 --train-frequency 4
     --gradient-steps 1 --target-network-frequency 1000 --exploration-fraction 0.1 --end-e 0.01 --loss mse
-Benchmarks: none yet; how the defaults were chosen: benchmarks/NOTES.md.
+Benchmarks: the minatar and atari suites (benchmarks/suites.py), not run yet; how the defaults were chosen:
+benchmarks/NOTES.md.
 """
 
 # Imports
@@ -598,11 +599,13 @@ def env_spaces(env_id: str, images: bool = False) -> tuple:
     observes_images = isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3
     if observes_images and not images:
         fail(
-            f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors: for images, dqn_atari.py "
-            "(Discrete actions) or planet.py --from-pixels (Box actions)"
+            f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors: for images, the scripts "
+            "dqn_atari, rainbow_atari, ppo_atari (Discrete actions) or planet with --from-pixels (Box actions)"
         )
     if images and not observes_images:
-        fail(f"{env_id} observes {spaces[0]}, not images; this script takes images: for vectors, dqn.py, ppo.py, …")
+        fail(
+            f"{env_id} observes {spaces[0]}, not images; this script takes images: for vectors, the scripts dqn, ppo, …"
+        )
     return spaces
 
 

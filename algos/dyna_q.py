@@ -373,8 +373,8 @@ def env_spaces(env_id: str) -> tuple:
     env.close()
     if isinstance(spaces[0], gym.spaces.Box) and len(spaces[0].shape) == 3:
         fail(
-            f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors: for images, dqn_atari.py "
-            "(Discrete actions) or planet.py --from-pixels (Box actions)"
+            f"{env_id} observes images {spaces[0].shape}; this script takes flat vectors: for images, the scripts "
+            "dqn_atari, rainbow_atari, ppo_atari (Discrete actions) or planet with --from-pixels (Box actions)"
         )
     return spaces
 

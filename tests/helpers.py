@@ -93,6 +93,12 @@ SMOKE_ARGS = {
     "dqn_atari": _smoke(
         env_id="MinAtar/Breakout-v1", total_timesteps=600, learning_starts=200, batch_size=32, buffer_size=500
     ),
+    "rainbow_atari": _smoke(
+        env_id="MinAtar/Breakout-v1", total_timesteps=600, learning_starts=200, batch_size=32, buffer_size=500
+    ),
+    "ppo_atari": _smoke(
+        env_id="MinAtar/Breakout-v1", total_timesteps=256, num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2
+    ),
 }
 # The tabular scripts' budget is `total_episodes`, the planner's `eval_episodes`; the others' `total_timesteps`.
 BUDGET = {name: budget_field(load_algo(name).Args) for name in SMOKE_ARGS}
@@ -113,6 +119,8 @@ WRONG_SPACE = {
     "qmix": ("fake_envs:TwoPendulums-v0", "maddpg.py"),
     "maddpg": ("Pendulum-v1", "ddpg.py"),
     "dqn_atari": ("CarRacing-v3", "ppo_continuous.py"),  # images with Box actions
+    "ppo_atari": ("CarRacing-v3", "ppo_continuous.py"),
+    "rainbow_atari": ("CarRacing-v3", "ppo_continuous.py"),
     **{
         name: ("Pendulum-v1", "ppo_continuous.py")
         for name in ("exploration_bot", "q_learning", "sarsa", "expected_sarsa", "dyna_q")

@@ -253,7 +253,7 @@ IMAGE_REFUSERS = [name for name in ALGOS if "env_spaces(args.env_id)" in open(lo
 def test_an_image_observation_env_is_refused(name, capsys):
     module = load_algo(name)
     refused_in_one_line(
-        capsys, module.check_args, module.Args(env_id="CarRacing-v3"), "CarRacing-v3", "images", "dqn_atari.py"
+        capsys, module.check_args, module.Args(env_id="CarRacing-v3"), "CarRacing-v3", "images", "dqn_atari"
     )
 
 
@@ -266,7 +266,7 @@ IMAGE_TAKERS = [
 @pytest.mark.parametrize("name", IMAGE_TAKERS)
 def test_a_vector_observation_env_is_refused_by_the_image_scripts(name, capsys):
     module = load_algo(name)
-    refused_in_one_line(capsys, module.check_args, module.Args(env_id="CartPole-v1"), "CartPole-v1", "dqn.py")
+    refused_in_one_line(capsys, module.check_args, module.Args(env_id="CartPole-v1"), "CartPole-v1", "dqn, ppo")
 
 
 # Ctrl-C: one line naming the step and the kept folder, exit status 130, and the folder marked as interrupted. A budget
