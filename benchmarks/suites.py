@@ -146,6 +146,67 @@ for _env, _anchors in {
 }.items():
     for _algo, _algo_anchors in _anchors.items():
         ANCHORS[(_algo, _env)] = _algo_anchors
+# Pixels. MinAtar (no frame skip: a step is a frame): the papers ran v0's full set of 6 actions, ours run v1's minimal
+# set (Breakout 3, Asterix 5, Freeway 3, SpaceInvaders 4, Seaquest 6), with the same sticky actions (0.1) and
+# difficulty ramping; their Seaquest predates minatar 1.0.11's oxygen fix. Neither paper prints numbers: theirs are read
+# off the published figures (about ±3% of each axis).
+MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+YOUNG_TIAN = "[Young & Tian 2019, README figure](https://github.com/kenjyoung/MinAtar#results)"
+REVISITING_RAINBOW = "[Obando-Ceron & Castro 2021, Figure 2](https://arxiv.org/abs/2011.14826)"
+GYMNAX_PPO = "[gymnax-blines ppo.pkl](https://github.com/RobertTLange/gymnax-blines)"
+for _game, _dqn_yt, _dqn_rr, _rainbow_rr, _ppo in (
+    ("Asterix", 16.9, 28.3, 41.7, 14.95),
+    ("Breakout", 10.0, 7.4, 11.3, 22.88),
+    ("Freeway", 50.2, 60.0, 57.2, 58.80),
+    ("Seaquest", 20.1, 5.4, 10.0, None),
+    ("SpaceInvaders", 43.6, 34.1, 93.0, 131.64),
+):
+    _env = f"MinAtar/{_game}-v1"
+    ANCHORS[("dqn_atari", _env)] = (
+        Anchor(_dqn_yt, YOUNG_TIAN, TRAIN, "5M steps, 30 seeds, last 100 training episodes (ε 0.1), read off a plot"),
+        Anchor(
+            _dqn_rr,
+            REVISITING_RAINBOW,
+            TRAIN,
+            "10M steps, 10 seeds, training episodes of the last 1M steps, "
+            "read off a plot; their DQN: Adam 2.5e-4, MSE, no hidden layer, ε 0.01",
+        ),
+    )
+    ANCHORS[("rainbow_atari", _env)] = (
+        Anchor(
+            _rainbow_rr,
+            REVISITING_RAINBOW,
+            TRAIN,
+            "10M steps, 10 seeds, training episodes of the last 1M steps, "
+            "read off a plot; Adam 1e-4, 51 atoms on [-100, 100], no hidden layer",
+        ),
+    )
+    if _ppo is not None:
+        ANCHORS[("ppo_atari", _env)] = (
+            Anchor(
+                _ppo,
+                GYMNAX_PPO,
+                EVAL,
+                "10M steps, 1 seed, 164 episodes with sampled actions; gymnax's MinAtar: "
+                "no sticky actions, games cut at 1000 steps; MLP 2×256",
+            ),
+        )
+# The ALE: CleanRL's Atari numbers (docs at commit fe8d8a03) ran NoFrameskip-v4 (no sticky actions) for 10M steps
+# (40M frames), 3 seeds, the mean return of whole training games; ours run ALE/<game>-v5 with sticky actions off.
+CLEANRL_DQN_ATARI = "[CleanRL dqn_atari.py docs](https://docs.cleanrl.dev/rl-algorithms/dqn/#dqn_ataripy)"
+CLEANRL_PPO_ATARI = "[CleanRL ppo_atari.py docs](https://docs.cleanrl.dev/rl-algorithms/ppo/#ppo_ataripy)"
+CLEANRL_10M = "NoFrameskip-v4, 10M steps (40M frames), 3 seeds, mean return of training games, CleanRL's defaults"
+for _game, _dqn, _ppo in (
+    ("Pong", (20.25, 0.41), (20.36, 0.20)),
+    ("Breakout", (366.928, 39.89), (414.66, 28.09)),
+    ("BeamRider", (6673.24, 1434.37), (1915.93, 484.58)),
+):
+    ANCHORS[("dqn_atari", f"ALE/{_game}-v5")] = (
+        Anchor(_dqn[0], CLEANRL_DQN_ATARI, TRAIN, f"{_dqn[0]:g} ± {_dqn[1]:g} over seeds; {CLEANRL_10M}"),
+    )
+    ANCHORS[("ppo_atari", f"ALE/{_game}-v5")] = (
+        Anchor(_ppo[0], CLEANRL_PPO_ATARI, TRAIN, f"{_ppo[0]:g} ± {_ppo[1]:g} over seeds; {CLEANRL_10M}"),
+    )
 # Cliff Walking's greedy optimum: the 13-step path along the cliff's edge, -1 a step (Sutton & Barto, Example 6.6)
 for _name in ("q_learning", "sarsa", "expected_sarsa"):
     ANCHORS[(_name, "CliffWalking-v1")] = (Anchor(-13.0, SUTTON_BARTO, EVAL, "the optimal path: 13 steps, -1 each"),)
@@ -217,12 +278,24 @@ SMOKE = evaluated_twice(
     + [Row(algo=name, env_id="CliffWalking-v1", budget=5, seeds=(1,)) for name in TD_CONTROL]
     + [
         Row(algo="dyna_q", env_id="dyna-maze", budget=5, seeds=(1,)),
+    ]
+    + [
         Row(
-            algo="dqn_atari",
+            algo=name,
             env_id="MinAtar/Breakout-v1",
             budget=600,
             seeds=(1,),
             args=dict(learning_starts=200, batch_size=32, buffer_size=500),
+        )
+        for name in ("dqn_atari", "rainbow_atari")
+    ]
+    + [
+        Row(
+            algo="ppo_atari",
+            env_id="MinAtar/Breakout-v1",
+            budget=256,
+            seeds=(1,),
+            args=dict(num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2),
         ),
         Row(algo="mcts", env_id="CartPole-v1", budget=2, seeds=(1,), args=dict(num_simulations=4, rollout_depth=5)),
         # hac: 3 episodes of at most 25 steps (H = 5)
@@ -440,6 +513,48 @@ MUJOCO = tuple(  # every run writes a snapshot every 50k steps: a run stopped by
     for env_id in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
 )
 
+# Pixels: MinAtar's five games (every run snapshots, so a long one continues across sessions), and the Rainbow ablation
+# on two of them, where Obando-Ceron & Castro saw the components separate. Budgets: ppo_atari at gymnax's 10M steps,
+# dqn_atari at Young & Tian's 5M; rainbow_atari (about 450 steps a second here) at 2M, a fifth of Revisiting Rainbow's.
+MINATAR_BUDGETS = {"ppo_atari": 10_000_000, "dqn_atari": 5_000_000, "rainbow_atari": 2_000_000}
+MINATAR = tuple(
+    Row(algo=name, env_id=f"MinAtar/{game}-v1", budget=budget, args=dict(snapshot_frequency=250_000))
+    for name, budget in MINATAR_BUDGETS.items()
+    for game in MINATAR_GAMES
+)
+RAINBOW_ABLATION_MINATAR = tuple(
+    Row(
+        algo="rainbow_atari",
+        env_id=f"MinAtar/{game}-v1",
+        budget=2_000_000,
+        args=dict(snapshot_frequency=250_000) | args,
+        name=name,
+    )
+    for game in ("Breakout", "SpaceInvaders")
+    for name, args in [("rainbow_atari", {})]
+    + [(f"rainbow_atari_no_{c}", {c: False}) for c in RAINBOW_COMPONENTS]
+    + [("rainbow_atari_one_step", {"n_step": 1})]
+)
+# The ALE at CleanRL's budget and settings (10M steps: days on a CPU; for Ray or a GPU: run.py --backend ray
+# --gpus-per-run 1). dqn_atari's replay buffer of 1M frames takes 7.1 GB.
+ATARI_ARGS = {
+    "dqn_atari": dict(
+        buffer_size=1_000_000,
+        learning_rate=1e-4,
+        learning_starts=80_000,
+        target_network_frequency=1_000,
+        exploration_fraction=0.1,
+        end_e=0.01,
+        loss="mse",
+    ),
+    "ppo_atari": dict(learning_rate=2.5e-4, clip_coef=0.1),
+}
+ATARI = tuple(
+    Row(algo=name, env_id=f"ALE/{game}-v5", budget=10_000_000, args=dict(snapshot_frequency=250_000) | args)
+    for name, args in ATARI_ARGS.items()
+    for game in ("Pong", "Breakout", "BeamRider")
+)
+
 # The tabular scripts on the book's and gymnasium's toy-text envs (episodes, not steps).
 TABULAR_SUITE = tuple(
     [Row(algo="exploration_bot", env_id="bandit-10", budget=1000)]
@@ -545,4 +660,7 @@ SUITES = {
     "mujoco": MUJOCO,
     "tabular": TABULAR_SUITE,
     "marl": MARL,
+    "minatar": MINATAR,
+    "rainbow_ablation_minatar": RAINBOW_ABLATION_MINATAR,
+    "atari": ATARI,
 }
