@@ -1,19 +1,17 @@
 """algos/ppo_atari.py: the shared torso chosen by the observation, a rollout whose learner ends an episode at each lost
 life and sees clipped rewards while the logged return is the game's score, observations stored as the env gives them,
-resuming the games mid-episode, a smoke run on Pong and a learning test on MinAtar Breakout. The ALE preprocessing and
-the game snapshots are dqn_atari.py's, tested in test_dqn_atari.py; here they are checked to be the same code."""
+and a learning test on MinAtar Breakout. Its environment code is dqn_atari.py's (test_pixels.py checks it), tested in
+test_dqn_atari.py."""
 
-import inspect
 import types
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import assert_learns, load_algo, only_run_dir, read_scalars
+from helpers import assert_learns, load_algo
 
 ppo_atari = load_algo("ppo_atari")
-dqn_atari = load_algo("dqn_atari")
 
 
 def vector_env(env_id: str, num_envs: int = 2):
@@ -29,14 +27,6 @@ def fake_run():
     """What collect_rollout needs of a run: a device and somewhere to log episodes."""
     writer = types.SimpleNamespace(add_scalar=lambda *args: None)
     return types.SimpleNamespace(device=torch.device("cpu"), writer=writer, recent_returns=[], episodes=0)
-
-
-@pytest.mark.parametrize(
-    "name", ["is_atari", "make_env", "FireReset", "LifeLossInfo", "GridVideoFrames", "learning_signals", "GameStates"]
-)
-def test_the_environment_code_is_dqn_ataris(name):
-    # one preprocessing for both image scripts: the tests of test_dqn_atari.py hold for this copy
-    assert inspect.getsource(getattr(ppo_atari, name)) == inspect.getsource(getattr(dqn_atari, name))
 
 
 def test_actor_and_critic_share_a_torso_chosen_by_the_observation_shape():
@@ -84,24 +74,6 @@ def test_minatar_observations_are_stored_as_booleans_and_rewards_as_they_are():
     ppo_atari.collect_rollout(envs, agent, rollout, next_obs, fake_run(), 0, atari=False)
     assert rollout.obs.dtype == torch.bool and rollout.obs.shape == (100, 2, 10, 10, 4)
     assert rollout.terminations.sum() > 0  # random play ends a game of MinAtar Breakout in about 10 steps
-
-
-def test_a_smoke_run_on_pong(tmp_path):
-    summary = ppo_atari.train(
-        ppo_atari.Args(
-            env_id="ALE/Pong-v5",
-            total_timesteps=128,
-            num_envs=2,
-            num_steps=64,
-            num_minibatches=2,
-            update_epochs=1,
-            eval_episodes=1,
-            log_dir=str(tmp_path),
-        )
-    )
-    assert summary["total_timesteps"] == 128 and -21 <= summary["eval_return_mean"] <= 21
-    losses = [value for _, value in read_scalars(only_run_dir(tmp_path), "losses/value_loss")]
-    assert len(losses) == 1 and np.isfinite(losses).all()  # one update of the Nature CNN
 
 
 @pytest.mark.learning

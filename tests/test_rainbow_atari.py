@@ -1,27 +1,18 @@
 """algos/rainbow_atari.py: the n-step transitions its frame buffer builds when sampling are rainbow.py's
 (NStepCollector) wherever both have them, shorter where the stored game stops first; prioritized sampling over the
-stored steps; the torso chosen by the observation; a smoke run on Pong and a learning test on MinAtar Breakout. The
-ALE preprocessing and the game snapshots are dqn_atari.py's, tested in test_dqn_atari.py; here they are checked to be
-the same code."""
+stored steps; the torso chosen by the observation; a learning test on MinAtar Breakout. Its environment code is
+dqn_atari.py's (test_pixels.py checks it)."""
 
 import inspect
 
 import numpy as np
 import pytest
 import torch
-from helpers import assert_learns, load_algo, only_run_dir, read_scalars
+from helpers import assert_learns, load_algo
 
 rainbow_atari = load_algo("rainbow_atari")
-dqn_atari = load_algo("dqn_atari")
 rainbow = load_algo("rainbow")
 GAMMA = 0.9
-
-
-@pytest.mark.parametrize(
-    "name", ["is_atari", "make_env", "FireReset", "LifeLossInfo", "GridVideoFrames", "learning_signals", "GameStates"]
-)
-def test_the_environment_code_is_dqn_ataris(name):
-    assert inspect.getsource(getattr(rainbow_atari, name)) == inspect.getsource(getattr(dqn_atari, name))
 
 
 @pytest.mark.parametrize("name", ["SumTree", "NoisyLinear", "project_distribution", "td_loss", "td_target"])
@@ -130,24 +121,6 @@ def test_the_torso_and_heads_follow_the_observation_shape():
     assert minatar.advantage[0].in_features == 1024 and minatar.advantage[0].out_features == 128
     assert minatar.log_probs(torch.zeros(2, 10, 10, 4, dtype=torch.bool)).shape == (2, 3, args.n_atoms)
     assert nature(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
-
-
-def test_a_smoke_run_on_pong(tmp_path):
-    summary = rainbow_atari.train(
-        rainbow_atari.Args(
-            env_id="ALE/Pong-v5",
-            total_timesteps=240,
-            learning_starts=100,
-            buffer_size=200,
-            batch_size=8,
-            train_frequency=1,
-            eval_episodes=1,
-            log_dir=str(tmp_path),
-        )
-    )
-    assert summary["total_timesteps"] == 240 and -21 <= summary["eval_return_mean"] <= 21
-    losses = [value for _, value in read_scalars(only_run_dir(tmp_path), "losses/loss")]
-    assert losses and np.isfinite(losses).all()  # 140 gradient steps of the Nature CNN, the 100th logged
 
 
 @pytest.mark.learning
