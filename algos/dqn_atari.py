@@ -226,7 +226,10 @@ def learning_signals(rewards: np.ndarray, terminations: np.ndarray, infos: dict,
     Elsewhere: the env's own."""
     if not atari:
         return rewards, terminations
-    return np.sign(rewards), terminations | infos["life_lost"]
+    life_lost = infos["life_lost"]
+    if "final_info" in infos:  # a step that ended a game (same-step autoreset) has its own info in final_info
+        life_lost = np.where(infos["_final_info"], infos["final_info"].get("life_lost", False), life_lost)
+    return np.sign(rewards), terminations | life_lost
 
 
 class QNetwork(nn.Module):
@@ -344,7 +347,8 @@ class ReplayBuffer:
 class GameStates:
     """What a snapshot must keep of the envs besides what the plumbing's `env_state` reads from each layer (numbers,
     arrays, RNGs): the ALE emulator's state with its RNG, MinAtar's game (plain python objects and a numpy
-    RandomState) and the frame stack. With it, a resumed run continues its games exactly, mid-episode."""
+    RandomState), the frame stack and the two frames max-pooled. With it, a resumed run continues its games exactly,
+    mid-episode."""
 
     def __init__(self, envs):
         self.envs = envs
@@ -357,6 +361,7 @@ class GameStates:
                 ale_state = game.ale.cloneState(include_rng=True).serialize()
                 saved["ale"] = np.frombuffer(ale_state, dtype=np.uint8).copy()
                 saved["frame_stack"] = list(find_layer(env, gym.wrappers.FrameStackObservation).obs_queue)
+                saved["max_pool"] = list(find_layer(env, gym.wrappers.AtariPreprocessing).obs_buffer)
             elif isinstance(game, minatar.gym.BaseEnv):  # a seeded minatar.Environment shares its RandomState
                 saved["minatar"] = {k: v for k, v in vars(game.game.env).items() if k != "random"}
                 saved["random"], saved["last_action"] = game.game.random.get_state(), game.game.last_action
@@ -370,6 +375,9 @@ class GameStates:
                 game.ale.restoreState(ale_py.ALEState(saved["ale"].tobytes()))
                 frame_stack = find_layer(env, gym.wrappers.FrameStackObservation)
                 frame_stack.obs_queue = collections.deque(saved["frame_stack"], maxlen=frame_stack.stack_size)
+                max_pool = find_layer(env, gym.wrappers.AtariPreprocessing).obs_buffer
+                for buffer, frame in zip(max_pool, saved["max_pool"], strict=True):
+                    buffer[...] = frame  # the last step's last two frames
             elif "minatar" in saved:
                 vars(game.game.env).update(saved["minatar"])
                 game.game.random.set_state(saved["random"])

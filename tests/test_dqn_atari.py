@@ -92,6 +92,15 @@ def test_rewards_are_clipped_and_lost_lives_end_episodes_for_the_learner_only():
     assert learn_rewards.tolist() == [0.0, 1.0, -1.0, 1.0] and learn_terminations.tolist() == [0, 1, 0, 1]
     learn_rewards, learn_terminations = dqn_atari.learning_signals(rewards, terminations, {}, atari=False)
     assert learn_rewards.tolist() == rewards.tolist() and learn_terminations.tolist() == terminations.tolist()
+    # a step that ended its game (here env 1's, cut by the time limit as a life was lost) reports its own info in
+    # final_info; the top-level info is then the next game's first (same-step autoreset)
+    infos = {
+        "life_lost": np.array([True, False]),
+        "final_info": {"life_lost": np.array([False, True])},
+        "_final_info": np.array([False, True]),
+    }
+    _, learn_terminations = dqn_atari.learning_signals(np.zeros(2), np.array([False, False]), infos, atari=True)
+    assert learn_terminations.tolist() == [True, True]
 
 
 def test_a_whole_game_is_logged_with_its_score_while_the_learner_sees_each_life_end():
@@ -251,6 +260,11 @@ def test_a_snapshot_of_the_games_continues_them_exactly_mid_episode(env_id):
         envs.step(rng.integers(n_actions, size=2))
     buffer = io.BytesIO()
     torch.save({"envs": dqn_atari.state_of(envs), "games": dqn_atari.state_of(dqn_atari.GameStates(envs))}, buffer)
+    max_pooled = [  # the frames the last step max-pooled (a game ending in the next step's first frame reuses them)
+        [frame.copy() for frame in dqn_atari.find_layer(env, gym.wrappers.AtariPreprocessing).obs_buffer]
+        for env in envs.unwrapped.envs
+        if dqn_atari.is_atari(env_id)
+    ]
     actions = rng.integers(n_actions, size=(300, 2))
     left_alone = [envs.step(a) for a in actions]
 
@@ -260,6 +274,11 @@ def test_a_snapshot_of_the_games_continues_them_exactly_mid_episode(env_id):
     restored.reset(seed=99)  # another game, which the snapshot replaces
     dqn_atari.restore_state(restored, saved["envs"])
     dqn_atari.restore_state(dqn_atari.GameStates(restored), saved["games"])
+    for env, frames in zip(restored.unwrapped.envs, max_pooled, strict=False):
+        for buffer, frame in zip(
+            dqn_atari.find_layer(env, gym.wrappers.AtariPreprocessing).obs_buffer, frames, strict=True
+        ):
+            np.testing.assert_array_equal(buffer, frame)
     for a, (obs, rewards, terminations, truncations, _) in zip(actions, left_alone, strict=True):
         next_obs, next_rewards, next_terminations, next_truncations, _ = restored.step(a)
         np.testing.assert_array_equal(next_obs, obs)

@@ -79,11 +79,18 @@ def test_n_step_transitions_are_rainbows_where_both_have_them(n_step):
         else:  # the stored game stops first (a cut game's last step, or the newest): a shorter window, m ≥ 1
             m = next_ids[i] - start
             assert 1 <= m < n_step and discounts[i] == pytest.approx(GAMMA**m)
+            window = (rows[i] + np.arange(m)) % rb.rows
+            assert returns[i] == pytest.approx(sum(GAMMA**k * rb.rewards[window[k], envs[i]] for k in range(m)))
             shorter += 1
     assert compared > 500 and (n_step == 1 or shorter > 0)
     # the stacks the buffer rebuilds end in the step's own frame and in the bootstrap step's frame
-    obs, _, _, next_obs, _, _, _ = rb.sample(256)
+    obs, _, _, next_obs, sampled_discounts, _, idx = rb.sample(256)
     assert obs.dtype == next_obs.dtype == torch.uint8 and obs.shape == (256, 4, 84, 84)
+    sampled_rows, sampled_envs = np.divmod(idx, 2)
+    np.testing.assert_array_equal(obs[:, -1, 0, 0].numpy(), step_ids[sampled_rows, sampled_envs] % 256)
+    bootstrapped = sampled_discounts.numpy() > 0
+    bootstrap_ids = step_ids[next_rows[idx], sampled_envs] % 256
+    np.testing.assert_array_equal(next_obs[bootstrapped, -1, 0, 0].numpy(), bootstrap_ids[bootstrapped])
 
 
 def test_steps_that_cannot_be_learned_from_are_never_sampled():
