@@ -25,8 +25,8 @@ over the first 100k steps, the target network refreshed every 1,000 steps, learn
 scaled from their 5M frames to 500k steps: Adam at 1e-3 with a gradient step every 4 env steps, where they take an
 RMSProp step at 2.5e-4 after every one.
 
-Spaces: image observations (an H×W×C Box: ALE and MinAtar games), Discrete actions (for vector observations use
-dqn.py; for Box actions ppo_continuous.py, which takes vectors).
+Spaces: image observations (a 3-axis Box: the ALE's frames, stacked 4×84×84; MinAtar's 10×10×C grids), Discrete actions
+(for vector observations use dqn.py; for Box actions ppo_continuous.py, which takes vectors).
 Run: python algos/dqn_atari.py --env-id MinAtar/Breakout-v1
 Run (the Nature settings, as CleanRL's dqn_atari.py): python algos/dqn_atari.py --env-id ALE/Pong-v5
     --total-timesteps 10000000 --buffer-size 1000000 --learning-rate 1e-4 --learning-starts 80000 --train-frequency 4

@@ -22,10 +22,10 @@ included), their rewards unclipped.
 
 The defaults are the paper's Atari settings with MinAtar's network (8 envs, rollouts of 128 steps, 4 epochs of 4
 minibatches, γ 0.99, λ 0.95, entropy 0.01, the learning rate annealed), but the clipping ε 0.2 and a learning rate of
-2.5e-3, ten times the paper's, which doubled the score on MinAtar Breakout at 500k steps .
+2.5e-3, ten times the paper's.
 
-Spaces: image observations (an H×W×C Box: ALE and MinAtar games), Discrete actions (for vector observations use
-ppo.py; for Box actions ppo_continuous.py, which takes vectors).
+Spaces: image observations (a 3-axis Box: the ALE's frames, stacked 4×84×84; MinAtar's 10×10×C grids), Discrete actions
+(for vector observations use ppo.py; for Box actions ppo_continuous.py, which takes vectors).
 Run: python algos/ppo_atari.py --env-id MinAtar/Breakout-v1
 Run (the paper's Atari settings, as CleanRL's ppo_atari.py): python algos/ppo_atari.py --env-id ALE/Pong-v5
     --total-timesteps 10000000 --num-envs 8 --num-steps 128 --learning-rate 2.5e-4 --num-minibatches 4

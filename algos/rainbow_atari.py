@@ -24,8 +24,8 @@ The defaults are for MinAtar on one CPU core: Young & Tian's replay (100k, batch
 the target refreshed every 1,000 steps) with a gradient step every 4 env steps, Adam at 2.5e-4 (constant), and 51
 atoms on [−10, 10].
 
-Spaces: image observations (an H×W×C Box: ALE and MinAtar games), Discrete actions (for vector observations use
-rainbow.py).
+Spaces: image observations (a 3-axis Box: the ALE's frames, stacked 4×84×84; MinAtar's 10×10×C grids), Discrete actions
+(for vector observations use rainbow.py).
 Run: python algos/rainbow_atari.py --env-id MinAtar/Breakout-v1
 Run (the paper's Atari settings, over 10M steps): python algos/rainbow_atari.py --env-id ALE/Pong-v5
     --total-timesteps 10000000 --buffer-size 1000000 --learning-rate 6.25e-5 --no-anneal-lr --learning-starts 80000
