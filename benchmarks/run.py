@@ -66,7 +66,7 @@ from benchmarks.suites import SUITES, Row  # noqa: E402
 class Args:
     suite: str
     """the suite to run: a name in benchmarks/suites.py (smoke, quick, classic, rainbow_ablation, continuous, mujoco,
-    tabular, marl)"""
+    tabular, marl, minatar, rainbow_ablation_minatar, atari)"""
     only: tuple[str, ...] = ()
     """run only the rows with these labels (the script's name, or a row's own name)"""
     seeds: tuple[int, ...] = ()
@@ -85,6 +85,8 @@ class Args:
     """parent folder of the suites' run folders (ray backend on a cluster: a folder every node mounts at this path)"""
     time_limit_s: float = 6 * 3600
     """a run still going after this many seconds is stopped and counted as failed"""
+    show: bool = False
+    """print the command a user types to run each selected row (its first seed, or those of --seeds), and run nothing"""
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,17 @@ def command(row: Row, seed: int, log_dir: str) -> list:
     for name, value in algo_args(row, seed, log_dir).items():
         line += flag(name, value)
     return line
+
+
+def user_command(row: Row, seed: int) -> str:
+    """The command a user types for one seed of a row, from the repository's root: the row's settings, and the run
+    folder under ./runs as any run of the script."""
+    fields = {
+        k: v for k, v in algo_args(row, seed, "runs").items() if k != "log_dir" and (k, v) != ("exp_name", row.algo)
+    }
+    return shlex.join(
+        ["python", os.path.join("algos", f"{row.algo}.py"), *sum((flag(k, v) for k, v in fields.items()), [])]
+    )
 
 
 def resumable(line: list, folder: str) -> list:
@@ -571,6 +584,11 @@ def interrupt(signum, frame):
 
 def main(args: Args) -> int:
     rows = select_rows(args)
+    if args.show:
+        for row in rows:
+            for seed in row.seeds if args.seeds else row.seeds[:1]:
+                print(user_command(row, seed))
+        return 0
     if args.backend == "ray" and args.ray_address and args.runs_dir == Args.runs_dir:
         fail("--ray-address: give --runs-dir, a folder every node of the cluster mounts at the same path")
     signal.signal(signal.SIGTERM, interrupt)

@@ -5,6 +5,7 @@ import fcntl
 import glob
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import threading
 
 import numpy as np
 import pytest
+import tyro
 from helpers import ALGO_FILES, PATIENCE_S, REPO, Killed, load_algo, run_dirs, stop_after_first_snapshot, wait_until
 from torch.utils.tensorboard import SummaryWriter
 
@@ -241,6 +243,24 @@ def test_every_suite_row_can_run():
     running a suite, so a broken row would stop the whole benchmark)."""
     problems = {(name, row.label, row.env_id): run.check_row(row) for name, rows in SUITES.items() for row in rows}
     assert {key: problem for key, problem in problems.items() if problem} == {}
+
+
+def test_show_prints_for_every_row_the_command_that_runs_it(capsys):
+    """`run.py --show` prints, for every row of every suite, a command whose arguments are the row's own."""
+    for suite, rows in SUITES.items():
+        assert run.main(run.Args(suite=suite, show=True)) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == len(rows)
+        for row, line in zip(rows, lines, strict=True):
+            words = shlex.split(line)
+            assert words[:2] == ["python", f"algos/{row.algo}.py"]
+            module = load_algo(row.algo)
+            parsed = tyro.cli(module.Args, args=words[2:])
+            expected = module.Args(**{**run.algo_args(row, row.seeds[0], "runs"), "exp_name": row.label})
+            assert parsed == expected, line
+    # with --seeds, one line per seed asked for
+    assert run.main(run.Args(suite="quick", only=("dqn",), seeds=(2, 3), show=True)) == 0
+    assert [line.split("--seed ")[1].split()[0] for line in capsys.readouterr().out.splitlines()] == ["2", "3"]
 
 
 def test_every_script_has_a_row_in_the_smoke_suite():
