@@ -394,6 +394,10 @@ QUICK = tuple(
         # the multi-agent learning tests' budgets and their 100 greedy evaluation episodes
         Row(algo="qmix", env_id="simple_spread_v3", budget=200_000, args=dict(eval_episodes=100)),
         Row(algo="maddpg", env_id="simple_spread_v3", budget=150_000, args=dict(eval_episodes=100)),
+        # the image scripts on MinAtar Breakout at their learning tests' budgets
+        Row(algo="dqn_atari", env_id="MinAtar/Breakout-v1", budget=150_000),
+        Row(algo="rainbow_atari", env_id="MinAtar/Breakout-v1", budget=100_000),
+        Row(algo="ppo_atari", env_id="MinAtar/Breakout-v1", budget=500_000),
     ]
 )
 
@@ -610,9 +614,11 @@ MARL = (
 
 # What a reader of a suite's table needs to know beyond it (report.py prints it below the table, as the run diary)
 NOTES = {
-    "quick": "Every row ran on 2026-12-01 beside other work on the machine's two cores (the test suite during the "
-    "first hour, the marl suite during the last), so SPS and wall times are lower than the same runs alone "
-    "would give. The tic-tac-toe rows score a game +1 won, 0 drawn, -1 lost: "
+    "quick": "The rows of dqn, c51, qr_dqn, ppo, ppo_continuous, reinforce, a2c, a3c, qmix and maddpg ran on "
+    "2026-12-01 beside other work on the machine's two cores (the test suite during the first hour, the marl suite "
+    "during the last), so their SPS and wall times are lower than the same runs alone would give. The others ran "
+    "again on 2026-12-03 with the code of that day, one at a time beside one other run (a MuJoCo or a development "
+    "run) on the two cores, as two workers would run them. The tic-tac-toe rows score a game +1 won, 0 drawn, -1 lost: "
     "against the random player mcts won 48, 48 and 49 of 50 games and drew the rest (means 0.96, 0.96, 0.98);"
     " against minimax with random rollouts it drew every game of seed 1 and lost one of 50 in seeds 2 and 3 "
     "(-0.02 each); with decisive rollouts it drew all 150. mcts on CartPole, 10 episodes a seed: at its "
