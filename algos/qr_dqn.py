@@ -81,6 +81,8 @@ class Args:
     """the number of vectorized envs"""
     eval_episodes: int = 10
     """episodes of the final greedy evaluation"""
+    eval_frequency: int = 0
+    """evaluate the greedy policy every N env steps, logged and written to evaluations.jsonl (0: only at the end)"""
     learning_rate: float = 5e-4
     """the Adam learning rate (at the start, when annealed)"""
     anneal_lr: bool = True
@@ -355,6 +357,8 @@ def train(args: Args) -> dict:
             if steps_crossed(global_step, args.num_envs, args.target_network_frequency):
                 update_target(target_network, q_network, args.tau)
         log_progress(run, global_step, epsilon=epsilon)
+        if evaluation_due(run):  # with --eval-frequency: the greedy policy as it trains
+            log_evaluation(run, evaluate(q_network, args.env_id, args.eval_episodes, args.seed + 20_000, run.device))
         snapshot(run, state, global_step=global_step, updates=updates, obs=obs)
 
     envs.close()
@@ -426,6 +430,8 @@ def check_common_args(args: Args) -> dict | None:
     script saved for this env. Return the checkpoint's contents, or None."""
     budget = "total_timesteps" if hasattr(args, "total_timesteps") else "total_episodes"
     check_positive(args, "eval_episodes", *([budget] if args.checkpoint is None else []))
+    if getattr(args, "eval_frequency", 0) < 0:
+        fail(f"--eval-frequency must be 0 (only the final evaluation) or positive, got {args.eval_frequency}")
     if getattr(args, "snapshot_frequency", 0) < 0:
         fail(f"--snapshot-frequency must be 0 (never) or positive, got {args.snapshot_frequency}")
     if getattr(args, "resume", None):
@@ -474,10 +480,11 @@ def check_resume(args: Args) -> None:
         )
     if snapshot.get("env_id") != args.env_id:
         fail(f"--resume {args.resume}: a run on {snapshot.get('env_id')}, not on --env-id {args.env_id}")
+    saved = {**asdict(type(args)()), **snapshot["args"]}  # an argument added since the snapshot has its default
     changed = [
-        f"--{name.replace('_', '-')} {value} (the run has {snapshot['args'].get(name)})"
+        f"--{name.replace('_', '-')} {value} (the run has {saved[name]})"
         for name, value in asdict(args).items()
-        if name not in FREE_ON_RESUME and snapshot["args"].get(name) != value
+        if name not in FREE_ON_RESUME and saved[name] != value
     ]
     if changed:
         fail(f"--resume {args.resume}: resume with the run's arguments; changed: {', '.join(changed)}")
@@ -500,6 +507,7 @@ class Run:
     counts_episodes: bool = False
     episodes: int = 0
     global_step: int = 0
+    eval_step: int = 0
     previous_sigint: object = None
     interrupted_at: float = 0.0
     snapshot: dict | None = None
@@ -626,6 +634,44 @@ def log_progress(run: Run, global_step: int, **extra: float) -> None:
         run.bar.update((run.episodes if run.counts_episodes else global_step) - run.bar.n)
 
 
+def evaluation_due(run: Run) -> bool:
+    """Call after `log_progress`: True when the run has passed a multiple of --eval-frequency (env steps, or episodes
+    for an episode budget) since its last evaluation, short of the budget's end (the final evaluation is there)."""
+    frequency = getattr(run.args, "eval_frequency", 0)
+    if not frequency:
+        return False
+    done = run.episodes if run.counts_episodes else run.global_step
+    budget = run.args.total_episodes if run.counts_episodes else run.args.total_timesteps
+    if done >= budget or done // frequency == run.eval_step // frequency:
+        return False
+    run.eval_step = done
+    return True
+
+
+def log_evaluation(run: Run, eval_returns) -> None:
+    """Log an evaluation made during training (`record_evaluation`); the training clock stops while it runs."""
+    record_evaluation(run, run.global_step, eval_returns)
+    now = time.time()
+    run.start_time, run.last_step_time = run.start_time + now - run.last_step_time, now
+    tqdm.write(f"global step {run.global_step}: eval_return_mean={np.mean(eval_returns):.1f}", file=sys.stdout)
+
+
+def record_evaluation(run: Run, global_step: int, eval_returns) -> None:
+    """Log each evaluation episode as eval/episodic_return at `global_step` (of runs × episodes, the first run's) and
+    append a line to evaluations.jsonl: the step, the episodes trained and the returns' mean and std (what
+    benchmarks/tune.py's pruner reads)."""
+    for episode_return in np.atleast_2d(eval_returns)[0]:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    line = {
+        "global_step": global_step,
+        "episodes": run.episodes,
+        "return_mean": float(np.mean(eval_returns)),
+        "return_std": float(np.std(eval_returns)),
+    }
+    with open(os.path.join(run.dir, "evaluations.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def snapshot(run: Run, objects: dict, **values) -> None:
     """Call at the end of every training iteration, after `log_progress`. Every --snapshot-frequency env steps, write
     what the run needs to go on exactly as if it had not stopped: `objects` (networks, optimizers, buffers, RNGs, envs:
@@ -643,6 +689,7 @@ def snapshot(run: Run, objects: dict, **values) -> None:
         "global_step": global_step,
         "run": {
             "episodes": run.episodes,
+            "eval_step": run.eval_step,
             "recent_returns": list(run.recent_returns),
             "elapsed_s": run.last_step_time - run.start_time,
         },
@@ -681,6 +728,13 @@ def resume(run: Run, objects: dict, **values) -> tuple:
     run.recent_returns.extend(saved["run"]["recent_returns"])
     run.start_time = run.last_step_time = time.time() - saved["run"]["elapsed_s"]
     run.global_step = run.snapshot_step = saved["global_step"]
+    run.eval_step = saved["run"].get("eval_step", 0)  # (snapshots taken before --eval-frequency existed have none)
+    path = os.path.join(run.dir, "evaluations.jsonl")
+    if os.path.exists(path):  # the evaluations the stopped run made after its snapshot are made again
+        with open(path) as f:
+            kept = [line for line in f if line.endswith("\n") and json.loads(line)["global_step"] <= run.global_step]
+        with open(path, "w") as f:
+            f.writelines(kept)
     print(f"resumed {run.dir} at global step {run.global_step}")
     return tuple(restore_state(value, saved["values"][name]) for name, value in values.items())
 
@@ -812,8 +866,7 @@ def finish_run(run: Run, global_step: int, eval_returns: list, model: dict | Non
     args, wall_time = run.args, run.last_step_time - run.start_time
     if args.save_model and model is not None:
         torch.save({"algo": ALGO, "env_id": args.env_id, **model}, os.path.join(run.dir, f"{args.exp_name}.pt"))
-    for episode_return in eval_returns:
-        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    record_evaluation(run, global_step, eval_returns)
     close_run(run)
     summary = {
         "algo": ALGO,

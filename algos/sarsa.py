@@ -77,6 +77,8 @@ class Args:
     """independent learners, each with its own Q-table and env"""
     eval_episodes: int = 10
     """episodes of the final greedy evaluation, per run"""
+    eval_frequency: int = 0
+    """evaluate the greedy policy every N episodes, logged and written to evaluations.jsonl (0: only at the end)"""
     alpha: float = 0.5
     """the step size α"""
     gamma: float = 1.0
@@ -270,6 +272,8 @@ def train(args: Args) -> dict:
         record_episodes(run, global_step, infos, learning, returns, lengths, episodes_done)
         obs, new_episode = next_obs, terminations | truncations
         log_progress(run, global_step)
+        if evaluation_due(run):  # with --eval-frequency: the greedy policy as it trains
+            log_evaluation(run, evaluate(q_table, args))
 
     envs.close()
     np.save(os.path.join(run.dir, "episode_returns.npy"), returns)
@@ -338,6 +342,8 @@ def check_common_args(args: Args) -> dict | None:
     budget = "total_episodes" if hasattr(args, "total_episodes") else "eval_episodes"
     checkpoint_path = getattr(args, "checkpoint", None)
     check_positive(args, *dict.fromkeys(["eval_episodes", *([budget] if checkpoint_path is None else [])]))
+    if getattr(args, "eval_frequency", 0) < 0:
+        fail(f"--eval-frequency must be 0 (only the final evaluation) or positive, got {args.eval_frequency}")
     if checkpoint_path is None:
         return None
     if not os.path.isfile(checkpoint_path):
@@ -370,6 +376,7 @@ class Run:
     counts_episodes: bool = False
     episodes: int = 0
     global_step: int = 0
+    eval_step: int = 0
     previous_sigint: object = None
     interrupted_at: float = 0.0
 
@@ -458,6 +465,44 @@ def log_progress(run: Run, global_step: int, **extra: float) -> None:
         run.bar.update((run.episodes if run.counts_episodes else global_step) - run.bar.n)
 
 
+def evaluation_due(run: Run) -> bool:
+    """Call after `log_progress`: True when the run has passed a multiple of --eval-frequency (env steps, or episodes
+    for an episode budget) since its last evaluation, short of the budget's end (the final evaluation is there)."""
+    frequency = getattr(run.args, "eval_frequency", 0)
+    if not frequency:
+        return False
+    done = run.episodes if run.counts_episodes else run.global_step
+    budget = run.args.total_episodes if run.counts_episodes else run.args.total_timesteps
+    if done >= budget or done // frequency == run.eval_step // frequency:
+        return False
+    run.eval_step = done
+    return True
+
+
+def log_evaluation(run: Run, eval_returns) -> None:
+    """Log an evaluation made during training (`record_evaluation`); the training clock stops while it runs."""
+    record_evaluation(run, run.global_step, eval_returns)
+    now = time.time()
+    run.start_time, run.last_step_time = run.start_time + now - run.last_step_time, now
+    tqdm.write(f"global step {run.global_step}: eval_return_mean={np.mean(eval_returns):.1f}", file=sys.stdout)
+
+
+def record_evaluation(run: Run, global_step: int, eval_returns) -> None:
+    """Log each evaluation episode as eval/episodic_return at `global_step` (of runs × episodes, the first run's) and
+    append a line to evaluations.jsonl: the step, the episodes trained and the returns' mean and std (what
+    benchmarks/tune.py's pruner reads)."""
+    for episode_return in np.atleast_2d(eval_returns)[0]:
+        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    line = {
+        "global_step": global_step,
+        "episodes": run.episodes,
+        "return_mean": float(np.mean(eval_returns)),
+        "return_std": float(np.std(eval_returns)),
+    }
+    with open(os.path.join(run.dir, "evaluations.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def finish_run(
     run: Run, global_step: int, eval_returns, model: dict | None = None, final_train_return: float | None = None
 ) -> dict:
@@ -467,8 +512,7 @@ def finish_run(
     args, wall_time = run.args, run.last_step_time - run.start_time
     if model is not None and args.save_model:
         np.savez(os.path.join(run.dir, f"{args.exp_name}.npz"), algo=ALGO, env_id=args.env_id, **model)
-    for episode_return in np.atleast_2d(eval_returns)[0]:
-        run.writer.add_scalar("eval/episodic_return", episode_return, global_step)
+    record_evaluation(run, global_step, eval_returns)
     close_run(run)
     if final_train_return is None and run.recent_returns:
         final_train_return = np.mean(run.recent_returns)

@@ -99,10 +99,27 @@ def test_smoke_run_writes_summary_and_run_folder(name, tmp_path):
 def test_same_seed_same_returns(name, tmp_path):
     module = load_algo(name)
     module.train(smoke_args(name, tmp_path / "a"))
-    module.train(smoke_args(name, tmp_path / "b"))
+    # the second run also evaluates the policy three times as it trains (--eval-frequency): that changes no training
+    # episode, and each evaluation is logged at its step and written to evaluations.jsonl, the final one last
+    evaluates = "eval_frequency" in {field.name for field in dataclasses.fields(module.Args)}
+    budget = SMOKE_ARGS[name][BUDGET[name]]
+    frequency = max(1, budget // 4)
+    summary = module.train(smoke_args(name, tmp_path / "b", **({"eval_frequency": frequency} if evaluates else {})))
     first = read_scalars(only_run_dir(tmp_path / "a"), "charts/episodic_return")
     second = read_scalars(only_run_dir(tmp_path / "b"), "charts/episodic_return")
     assert first and first == second
+    if evaluates:
+        with open(os.path.join(only_run_dir(tmp_path / "b"), "evaluations.jsonl")) as f:
+            evaluations = [json.loads(line) for line in f]
+        done = [line["episodes" if BUDGET[name] == "total_episodes" else "global_step"] for line in evaluations]
+        # one after each multiple of the frequency the run passed (two passed in one iteration make one), none at the end
+        passed = [count // frequency for count in done[:-1]]
+        assert passed and passed == sorted(set(passed)) and passed[0] >= 1 and done[-2] < budget, evaluations
+        steps = [line["global_step"] for line in evaluations]
+        assert steps == sorted(steps) and steps[-1] == summary["total_timesteps"]
+        assert evaluations[-1]["return_mean"] == pytest.approx(summary["eval_return_mean"])
+        logged = {step for step, _ in read_scalars(only_run_dir(tmp_path / "b"), "eval/episodic_return")}
+        assert logged == set(steps)
     third_dir = tmp_path / "c"
     module.train(smoke_args(name, third_dir, seed=2))
     assert read_scalars(only_run_dir(third_dir), "charts/episodic_return") != first
@@ -358,9 +375,10 @@ def test_a_replay_buffer_larger_than_memory_is_refused_before_it_is_allocated(na
 POSITIVE_FIELDS = [
     "learning_rate", "vf_learning_rate", "buffer_size", "batch_size", "num_envs", "num_steps", "num_minibatches",
     "update_epochs", "train_frequency", "gradient_steps", "target_network_frequency", "max_grad_norm",
-    "eval_frequency", "policy_frequency", "num_workers", "num_runs", "n_step", "n_atoms", "n_quantiles", "vf_epochs",
+    "policy_frequency", "num_workers", "num_runs", "n_step", "n_atoms", "n_quantiles", "vf_epochs",
     "cg_iters", "backtrack_iters", "num_levels", "max_kl", "hidden_dim",
 ]  # fmt: skip
+NON_NEGATIVE_FIELDS = ["eval_frequency", "snapshot_frequency"]  # 0: never
 UNIT_FIELDS = ["gamma", "gae_lambda", "tau", "start_e", "end_e", "exploration_fraction", "backtrack_coeff"]
 UNIT_FIELDS_OF = {"q_learning": ["alpha"], "sarsa": ["alpha"], "expected_sarsa": ["alpha"], "dyna_q": ["alpha"]}
 
@@ -370,6 +388,7 @@ def _range_cases():
     for name in ALGOS:
         fields = {field.name for field in dataclasses.fields(load_algo(name).Args)}
         cases += [(name, field, value) for field in POSITIVE_FIELDS if field in fields for value in (0, -1)]
+        cases += [(name, field, -1) for field in NON_NEGATIVE_FIELDS if field in fields]
         unit = [field for field in UNIT_FIELDS + UNIT_FIELDS_OF.get(name, []) if field in fields]
         cases += [(name, field, value) for field in unit for value in (1.5, -0.1)]
         if {"batch_size", "buffer_size"} <= fields and name != "planet":  # planet samples sequences of steps

@@ -13,6 +13,7 @@ import sys
 import pytest
 import torch
 from helpers import (
+    BUDGET,
     REPO,
     SMOKE_ARGS,
     Killed,
@@ -47,21 +48,33 @@ def assert_same_run(left_alone: str, resumed: str) -> None:
 @pytest.mark.parametrize("name", RESUMABLE)
 def test_a_run_stopped_after_a_snapshot_resumes_exactly(name, tmp_path, monkeypatch):
     module = load_algo(name)
-    summary = module.train(smoke_args(name, tmp_path / "alone"))
+    # evaluations as it trains, before and after the snapshot: the resumed run makes the same ones
+    evaluates = "eval_frequency" in {field.name for field in dataclasses.fields(module.Args)}
+    evaluating = {"eval_frequency": max(1, SMOKE_ARGS[name][BUDGET[name]] // 4)} if evaluates else {}
+    summary = module.train(smoke_args(name, tmp_path / "alone", **evaluating))
     # the first snapshot about halfway through the run, once learning has started (optimizers and targets have moved)
     frequency = max(1, summary["total_timesteps"] // 2, SMOKE_ARGS[name].get("learning_starts", 0) + 50)
 
     with monkeypatch.context() as patch:
         stop_after_first_snapshot(module, patch)
         with pytest.raises(Killed):
-            module.train(smoke_args(name, tmp_path / "stopped", snapshot_frequency=frequency))
+            module.train(smoke_args(name, tmp_path / "stopped", snapshot_frequency=frequency, **evaluating))
     run_dir = only_run_dir(tmp_path / "stopped")
     saved = torch.load(os.path.join(run_dir, "snapshot.pt"), weights_only=True)
     assert 0 < saved["global_step"] < summary["total_timesteps"], "the snapshot is not from mid-run"
     with open(os.path.join(run_dir, "snapshot.pt.tmp"), "wb") as f:  # a snapshot cut short by a kill is ignored
         f.write(b"half a snapshot")
-    module.train(smoke_args(name, tmp_path / "stopped", snapshot_frequency=frequency, resume=run_dir))
+    if evaluating:  # an evaluation the stopped run made after its snapshot, and one a kill cut short, are dropped
+        with open(os.path.join(run_dir, "evaluations.jsonl"), "a") as f:
+            f.write(json.dumps({"global_step": saved["global_step"] + 1, "return_mean": 0.0}) + '\n{"global_st')
+    module.train(smoke_args(name, tmp_path / "stopped", snapshot_frequency=frequency, resume=run_dir, **evaluating))
     assert_same_run(only_run_dir(tmp_path / "alone"), run_dir)
+    if evaluating:
+        evaluations = []
+        for folder in (only_run_dir(tmp_path / "alone"), run_dir):
+            with open(os.path.join(folder, "evaluations.jsonl")) as f:
+                evaluations.append([json.loads(line) for line in f])
+        assert len(evaluations[0]) >= 2 and evaluations[0] == evaluations[1]
 
 
 # Killed by SIGKILL as a subprocess, at whatever instant the signal lands after the first snapshot: budgets long enough
