@@ -448,6 +448,23 @@ def run_local(runs: list, workers: int, time_limit_s: float, progress: Progress)
     return outcomes
 
 
+def start_ray(address: str | None, install_requirements: bool | None = None):
+    """Join (or start) a Ray instance with the repository as the tasks' working directory, and return `execute_remote`
+    as a Ray task."""
+    import ray
+
+    runtime_env = {
+        "working_dir": REPO,
+        "excludes": [".git", "benchmarks/runs", "runs", "**/__pycache__"],
+        "env_vars": {k: v for k, v in os.environ.items() if k.startswith(("WANDB_", "MUJOCO_"))},
+    }
+    if install_requirements if install_requirements is not None else address is not None:
+        with open(os.path.join(REPO, "requirements.txt")) as f:
+            runtime_env["pip"] = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+    return ray.remote(execute_remote)
+
+
 def run_ray(
     runs: list,
     address: str | None,
@@ -460,16 +477,7 @@ def run_ray(
     Returns (Run, Outcome) pairs."""
     import ray
 
-    runtime_env = {
-        "working_dir": REPO,
-        "excludes": [".git", "benchmarks/runs", "runs", "**/__pycache__"],
-        "env_vars": {k: v for k, v in os.environ.items() if k.startswith(("WANDB_", "MUJOCO_"))},
-    }
-    if install_requirements if install_requirements is not None else address is not None:
-        with open(os.path.join(REPO, "requirements.txt")) as f:
-            runtime_env["pip"] = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-    task = ray.remote(execute_remote)
+    task = start_ray(address, install_requirements)
     largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
     outcomes, in_flight = [], {}
     try:

@@ -112,7 +112,7 @@ def test_same_seed_same_returns(name, tmp_path):
         with open(os.path.join(only_run_dir(tmp_path / "b"), "evaluations.jsonl")) as f:
             evaluations = [json.loads(line) for line in f]
         done = [line["episodes" if BUDGET[name] == "total_episodes" else "global_step"] for line in evaluations]
-        # one after each multiple of the frequency the run passed (two passed in one iteration make one), none at the end
+        # one after each multiple of the frequency the run passed (two passed in one step make one), none at the end
         passed = [count // frequency for count in done[:-1]]
         assert passed and passed == sorted(set(passed)) and passed[0] >= 1 and done[-2] < budget, evaluations
         steps = [line["global_step"] for line in evaluations]
