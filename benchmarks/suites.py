@@ -654,10 +654,10 @@ NOTES = {
     "by side), the full agent and every ablation but one reach 500 on all three seeds' final evaluations; without the "
     "dueling head one seed ends at 155.5. The last 100 training episodes (the exploring policy) separate them more: "
     "without noisy nets 497.6, the full agent 489.9, one-step returns 486.3, without the distributional head 456.4, "
-    "without double Q-learning 413.8, without prioritized replay 409.1, without dueling 384.2. CartPole at 80k steps is too easy to rank "
-    "the components as the paper's Atari ablation does (Hessel et al. 2018, Figure 3: multi-step returns and "
-    "prioritized replay matter most at 200M frames); the MinAtar ablation (suite rainbow_ablation_minatar) is the "
-    "harder test. 3 seeds: the intervals are wide.",
+    "without double Q-learning 413.8, without prioritized replay 409.1, without dueling 384.2. CartPole at 80k "
+    "steps is too easy to rank the components as the paper's Atari ablation does (Hessel et al. 2018, Figure 3: "
+    "multi-step returns and prioritized replay matter most at 200M frames); the MinAtar ablation (suite "
+    "rainbow_ablation_minatar) is the harder test. 3 seeds: the intervals are wide.",
 }
 
 SUITES = {

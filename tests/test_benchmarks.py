@@ -1,6 +1,7 @@
 """The benchmark harness: benchmarks/run.py (checking rows, resuming, reporting failures, the Ray backend) and
 benchmarks/report.py (aggregation over seeds against hand-computed numbers)."""
 
+import dataclasses
 import fcntl
 import glob
 import json
@@ -18,7 +19,7 @@ import tyro
 from helpers import ALGO_FILES, PATIENCE_S, REPO, Killed, load_algo, run_dirs, stop_after_first_snapshot, wait_until
 from torch.utils.tensorboard import SummaryWriter
 
-from benchmarks import report, run
+from benchmarks import gpu_sps, report, run
 from benchmarks.suites import SMOKE, SUITES, Row
 
 SMOKE_ROWS = {row.algo: row for row in SMOKE}  # the benchmark's smoke suite: one row a script
@@ -494,3 +495,37 @@ def test_how_often_a_row_writes_snapshots_does_not_change_its_settings():
         algo="sac", env_id="Pendulum-v1", budget=600, args=dict(learning_starts=200, snapshot_frequency=300)
     )
     assert report.row_settings(plain) == report.row_settings(snapshots) == {"budget": 600, "learning_starts": 200}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# gpu_sps.py
+# ---------------------------------------------------------------------------------------------------------------------
+def test_gpu_sps_has_a_row_for_every_script_with_a_gpu_path():
+    with_cuda = {
+        os.path.basename(path)[:-3]
+        for path in ALGO_FILES
+        if "cuda" in {field.name for field in dataclasses.fields(load_algo(os.path.basename(path)[:-3]).Args)}
+    }
+    assert {row.algo for row in gpu_sps.ROWS} == with_cuda
+    for row in gpu_sps.ROWS:  # each runs as it stands: the script's own checks accept it
+        assert run.check_row(row) is None, row
+
+
+def test_gpu_sps_measures_the_cpu_column_and_writes_its_table(tmp_path):
+    args = gpu_sps.Args(only=("dqn",), cpu_only=True, results_dir=str(tmp_path))
+    assert gpu_sps.main(args) == 0
+    with open(tmp_path / "results.json") as f:
+        (result,) = json.load(f)["rows"]
+    assert result["algo"] == "dqn" and result["cpu"] > 0 and "gpu" not in result
+    with open(tmp_path / "README.md") as f:
+        table = f.read()
+    assert f"| dqn | CartPole-v1 | 3000 timesteps | {result['cpu']:.0f} | – | – |" in table
+
+
+def test_gpu_sps_without_a_gpu_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(gpu_sps, "gpu_name", lambda: None)  # as on a machine without one, whatever this one has
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_sps.main(gpu_sps.Args(results_dir=str(tmp_path)))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1 and "--cpu-only" in lines[0]
+    assert not os.listdir(tmp_path)
