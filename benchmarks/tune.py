@@ -547,8 +547,8 @@ def write_page(optuna_study, study: Study, args: Args) -> str:
         f"# Tuning {study.script} on {', '.join(study.env_ids)}",
         "",
         f"Made by `{made_by(args)}`: {args.trials} trials; in each, {study.budget} {study.budget_field.split('_')[1]} "
-        f"a run on seeds {', '.join(map(str, study.seeds))} of each env, evaluated {study.evaluations} times a run "
-        "for the pruner. Trials: "
+        f"a run on seed{'s' * (len(study.seeds) > 1)} {', '.join(map(str, study.seeds))} of each env, evaluated "
+        f"{study.evaluations} times a run for the pruner. Trials: "
         + ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         + f" ({refused} of them refused by the script before running)" * bool(refused)
         + ".",
@@ -591,7 +591,7 @@ def write_page(optuna_study, study: Study, args: Args) -> str:
         ]
         for trial in sorted(complete, key=lambda t: -t.value)[:10]:
             returns = "; ".join(
-                f"{env}: {', '.join(f'{v:.1f}' for v in values)}"
+                f"{env}: {', '.join(f'{v:.4g}' for v in values)}"
                 for env, values in trial.user_attrs.get("returns", {}).items()
             )
             lines.append(f"| {trial.number} | {trial.value:.4g} | {returns} | {describe(trial.params)} |")
