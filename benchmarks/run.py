@@ -66,7 +66,7 @@ from benchmarks.suites import SUITES, Row  # noqa: E402
 class Args:
     suite: str
     """the suite to run: a name in benchmarks/suites.py (smoke, quick, classic, rainbow_ablation, continuous, mujoco,
-    tabular, marl, minatar, rainbow_ablation_minatar, atari)"""
+    tabular, marl, minatar, rainbow_ablation_minatar, atari, tuned)"""
     only: tuple[str, ...] = ()
     """run only the rows with these labels (the script's name, or a row's own name)"""
     seeds: tuple[int, ...] = ()
