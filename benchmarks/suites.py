@@ -628,7 +628,8 @@ TUNED = tuple(
 
 # What a reader of a suite's table needs to know beyond it (report.py prints it below the table, as the run diary)
 NOTES = {
-    "tuned": "The toy-text rows (2026-12-03, one run at a time beside one other run): on Taxi-v4 every TD-control script "
+    "tuned": "The toy-text rows (2026-12-03, one run at a time beside one other run): on Taxi-v4 every TD-control "
+    "script "
     "reaches the optimum's 7.91 within noise with γ = 0.99 and 4000 episodes (at the defaults, γ = 1, α = 0.5, "
     "500 episodes, q_learning ends at -68); dyna_q, planning 50 steps a step, reaches 7.59 in 300. On slippery "
     "FrozenLake-v1 q_learning, sarsa and expected_sarsa reach the optimal policy's 0.74 success rate with the "
