@@ -22,22 +22,24 @@ STUDY = "q_learning-CliffWalking-v1"
 DEFAULTS = {"alpha": 0.5, "gamma": 1.0, "start_e": 0.1, "end_e": 0.1, "exploration_fraction": 1.0}
 
 
-def tune_flags(tmp_path, *extra: str, script: str = "q_learning", env_ids=("CliffWalking-v1",)) -> list:
+def tune_flags(
+    tmp_path, *extra: str, script: str = "q_learning", env_ids=("CliffWalking-v1",), budget: int = 200
+) -> list:
     return [
-        *("--script", script, "--env-id", *env_ids, "--budget", "200", "--evaluations", "4", "--workers", "1"),
+        *("--script", script, "--env-id", *env_ids, "--budget", str(budget), "--evaluations", "4", "--workers", "1"),
         *("--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")),
         *extra,
     ]
 
 
-def storage(tmp_path) -> str:
-    return f"sqlite:///{tmp_path}/runs/tune/{STUDY}.db"
+def storage(tmp_path, study: str = STUDY) -> str:
+    return f"sqlite:///{tmp_path}/runs/tune/{study}.db"
 
 
-def trials(tmp_path, *states) -> list:
+def trials(tmp_path, *states, study: str = STUDY) -> list:
     """The study's trials in these states (all if none), or [] while the study does not exist yet."""
     try:
-        study = optuna.load_study(study_name=STUDY, storage=storage(tmp_path))
+        study = optuna.load_study(study_name=study, storage=storage(tmp_path, study))
     except Exception:  # no database yet, or no study in it yet
         return []
     return [trial for trial in study.get_trials(deepcopy=False) if not states or trial.state in states]
@@ -47,18 +49,26 @@ COMPLETE, PRUNED = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRU
 
 
 def test_a_killed_study_goes_on_from_its_finished_trials(tmp_path):
-    line = [sys.executable, "benchmarks/tune.py", *tune_flags(tmp_path, "--trials", "3", "--no-prune")]
+    # a 3-trial study of ppo on CartPole at a tiny budget (2048 steps, 2 evaluation episodes: a few seconds a trial)
+    flags = ["--trials", "3", "--no-prune", "--set", "eval_episodes=2"]
+    line = [
+        *(sys.executable, "benchmarks/tune.py"),
+        *tune_flags(tmp_path, *flags, script="ppo", env_ids=("CartPole-v1",), budget=2048),
+    ]
+    cartpole = "ppo-CartPole-v1"
     with open(tmp_path / "driver.log", "w") as log:
         driver = subprocess.Popen(line, cwd=REPO, stdout=log, stderr=log)
     try:
         wait_until(
-            lambda: trials(tmp_path, COMPLETE) or driver.poll() is not None, "a first finished trial", every_s=0.5
+            lambda: trials(tmp_path, COMPLETE, study=cartpole) or driver.poll() is not None,
+            "a first finished trial",
+            every_s=0.5,
         )
         assert driver.poll() is None, (tmp_path / "driver.log").read_text()
     finally:
         driver.kill()  # SIGKILL: nothing of the driver runs after it
         driver.wait()
-    kept = [(trial.number, trial.params, trial.value) for trial in trials(tmp_path, COMPLETE)]
+    kept = [(trial.number, trial.params, trial.value) for trial in trials(tmp_path, COMPLETE, study=cartpole)]
     assert len(kept) < 3
     # the runs of the trial it was in died with it (Linux's parent-death signal): no trainer is left behind
     wait_until(
@@ -69,16 +79,21 @@ def test_a_killed_study_goes_on_from_its_finished_trials(tmp_path):
     result = subprocess.run(line, cwd=REPO, capture_output=True, text=True, timeout=PATIENCE_S)
     assert result.returncode == 0, result.stderr
     assert re.search(rf"\] {len(kept)} of 3 trials finished", result.stderr), result.stderr
-    finished = [(trial.number, trial.params, trial.value) for trial in trials(tmp_path, COMPLETE)]
-    assert len(finished) == 3 and all(trial in finished for trial in kept)
-    assert trials(tmp_path)[0].params == DEFAULTS  # the first trial is the script's defaults
-    with open(tmp_path / "results" / STUDY / "README.md") as f:
+    # three finished (a sample ppo refuses, a rollout longer than the budget, is a trial pruned before it runs)
+    assert len(trials(tmp_path, COMPLETE, PRUNED, study=cartpole)) == 3
+    finished = [(trial.number, trial.params, trial.value) for trial in trials(tmp_path, COMPLETE, study=cartpole)]
+    assert all(trial in finished for trial in kept)
+    # the first trial is the script's defaults (ent_coef 0 as the log-uniform range's lower bound, 1e-8)
+    defaults = {field.name: field.default for field in dataclasses.fields(run.load_algo("ppo").Args)}
+    assert trials(tmp_path, study=cartpole)[0].params == tune.first_trial(SPACES["ppo"], defaults)
+    assert len(tune.first_trial(SPACES["ppo"], defaults)) == len(SPACES["ppo"])
+    with open(tmp_path / "results" / cartpole / "README.md") as f:
         page = f.read()
     best = max(finished, key=lambda trial: trial[2])
     assert f"## Best: trial {best[0]}, mean final evaluation {best[2]:.4g}" in page
-    assert "Row(algo='q_learning', env_id='CliffWalking-v1', budget=200" in page
-    assert "python algos/q_learning.py --env-id CliffWalking-v1 --seed 1 --total-episodes 200" in page
-    assert os.path.isfile(tmp_path / "results" / STUDY / "history.png")
+    assert "Row(algo='ppo', env_id='CartPole-v1', budget=2048, args=dict(eval_episodes=2, " in page
+    assert "python algos/ppo.py --env-id CartPole-v1 --seed 1 --total-timesteps 2048 --exp-name ppo_tuned" in page
+    assert os.path.isfile(tmp_path / "results" / cartpole / "history.png")
 
 
 def test_the_pruner_stops_a_clearly_worse_trial(tmp_path, monkeypatch):
