@@ -472,7 +472,8 @@ def main(args: Args) -> int:
         signal.signal(sig, interrupt)
 
     def progress(optuna_study, trial) -> None:
-        best = optuna_study.best_trial if any(t.value is not None for t in finished(optuna_study)) else None
+        complete = optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        best = max(complete, key=lambda t: t.value) if complete else None
         value = "" if trial.value is None else f" {trial.value:.4g}"
         if "refused" in trial.user_attrs:
             value = f" (refused by the script: {trial.user_attrs['refused'].split(': error: ')[-1]})"
