@@ -940,7 +940,8 @@ def resume(run: Run, objects: dict, **values) -> tuple:
     run.recent_returns.extend(saved["run"]["recent_returns"])
     run.start_time = run.last_step_time = time.time() - saved["run"]["elapsed_s"]
     run.global_step = run.snapshot_step = saved["global_step"]
-    run.eval_step = saved["run"].get("eval_step", 0)  # (snapshots taken before --eval-frequency existed have none)
+    # a snapshot taken before the plumbing kept the evaluation clock: the next evaluation at the next multiple
+    run.eval_step = saved["run"].get("eval_step", run.episodes if run.counts_episodes else run.global_step)
     path = os.path.join(run.dir, "evaluations.jsonl")
     if os.path.exists(path):  # the evaluations the stopped run made after its snapshot are made again
         with open(path) as f:

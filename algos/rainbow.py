@@ -577,8 +577,10 @@ def train(args: Args) -> dict:
             if steps_crossed(global_step, args.num_envs, args.target_network_frequency):
                 update_target(target_network, q_network, args.tau)
         log_progress(run, global_step, **({} if args.noisy else {"epsilon": epsilon}))
-        if evaluation_due(run):  # with --eval-frequency: the greedy policy as it trains
+        if evaluation_due(run):  # with --eval-frequency: the greedy policy of the means μ as it trains
+            q_network.eval()
             log_evaluation(run, evaluate(q_network, args.env_id, args.eval_episodes, args.seed + 20_000, run.device))
+            q_network.train()
         snapshot(run, state, global_step=global_step, updates=updates, obs=obs)
 
     envs.close()
@@ -949,7 +951,8 @@ def resume(run: Run, objects: dict, **values) -> tuple:
     run.recent_returns.extend(saved["run"]["recent_returns"])
     run.start_time = run.last_step_time = time.time() - saved["run"]["elapsed_s"]
     run.global_step = run.snapshot_step = saved["global_step"]
-    run.eval_step = saved["run"].get("eval_step", 0)  # (snapshots taken before --eval-frequency existed have none)
+    # a snapshot taken before the plumbing kept the evaluation clock: the next evaluation at the next multiple
+    run.eval_step = saved["run"].get("eval_step", run.episodes if run.counts_episodes else run.global_step)
     path = os.path.join(run.dir, "evaluations.jsonl")
     if os.path.exists(path):  # the evaluations the stopped run made after its snapshot are made again
         with open(path) as f:

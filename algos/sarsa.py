@@ -273,7 +273,7 @@ def train(args: Args) -> dict:
         obs, new_episode = next_obs, terminations | truncations
         log_progress(run, global_step)
         if evaluation_due(run):  # with --eval-frequency: the greedy policy as it trains
-            log_evaluation(run, evaluate(q_table, args))
+            log_evaluation(run, evaluate(np.where(updates_averaged > 0, q_average, q_table), args))
 
     envs.close()
     np.save(os.path.join(run.dir, "episode_returns.npy"), returns)

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -86,10 +87,11 @@ def fail(message: str, status: int = 2):
 
 
 def measure(row: Row, cuda: bool, folder: str, time_limit_s: float) -> float | None:
-    """One run on the GPU or the CPU; its summary's SPS, or None if it failed."""
+    """One run on the GPU or the CPU, in a fresh `folder`; its summary's SPS, or None if it failed."""
     line = run.command(row, 1, folder) + ["--cuda" if cuda else "--no-cuda"]
-    os.makedirs(folder, exist_ok=True)
-    outcome = run.execute(line, folder, time_limit_s, REPO)
+    shutil.rmtree(folder, ignore_errors=True)  # an earlier measurement's summary would be read as this one's
+    os.makedirs(folder)
+    outcome = run.execute(line, folder, time_limit_s, REPO, die_with_parent=True)  # Ctrl-C here ends it too
     summary = run.summary_path(folder)
     if outcome.returncode != 0 or summary is None:
         print(f"  {row.algo} {'GPU' if cuda else 'CPU'} failed: {outcome.error}", file=sys.stderr)
@@ -121,14 +123,18 @@ def main(args: Args) -> int:
     ]
     scratch = os.path.join(args.results_dir, "runs")
     results, start = [], time.time()
-    for row in rows:
-        sps = {}
-        for device in ("cpu",) if args.cpu_only else ("cpu", "gpu"):
-            folder = os.path.join(scratch, row.algo, device)
-            sps[device] = measure(row, device == "gpu", folder, args.time_limit_s)
-        results.append(dict(algo=row.algo, env_id=row.env_id, budget=row.budget, args=row.args, **sps))
-        shown = ", ".join(f"{device} {value:.0f}" if value else f"{device} failed" for device, value in sps.items())
-        print(f"[gpu_sps] {row.algo} on {row.env_id}: {shown} SPS; {run.duration(time.time() - start)}", flush=True)
+    try:
+        for row in rows:
+            sps = {}
+            for device in ("cpu",) if args.cpu_only else ("cpu", "gpu"):
+                folder = os.path.join(scratch, row.algo, device)
+                sps[device] = measure(row, device == "gpu", folder, args.time_limit_s)
+            results.append(dict(algo=row.algo, env_id=row.env_id, budget=row.budget, args=row.args, **sps))
+            shown = ", ".join(f"{device} {value:.0f}" if value else f"{device} failed" for device, value in sps.items())
+            print(f"[gpu_sps] {row.algo} on {row.env_id}: {shown} SPS; {run.duration(time.time() - start)}", flush=True)
+    except KeyboardInterrupt:  # the run going dies with this process (its parent-death signal)
+        print("interrupted: no table written", file=sys.stderr)
+        return 130
     write_table(results, args, gpu)
     return 0
 

@@ -33,6 +33,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -297,7 +298,8 @@ class Runner:
         self.backend, self.time_limit_s = backend, time_limit_s
         self.pool = ThreadPoolExecutor(max_workers=max(workers, 1))
         self.task = run.start_ray(ray_address) if backend == "ray" else None
-        self.lock, self.going, self.stopped = threading.Lock(), set(), False
+        # re-entrant: the signal handler's stop_all may interrupt this thread inside `start`
+        self.lock, self.going, self.stopped = threading.RLock(), set(), False
 
     def start(self, row: Row, seed: int, folder: str):
         line = run.command(row, seed, folder)
@@ -360,10 +362,11 @@ def objective(trial, study: Study, runner: Runner) -> float:
         if problem := run.check_row(study.row(env_id, params)):
             trial.set_user_attr("refused", problem)
             raise optuna.TrialPruned(f"refused by the script: {problem}")
-    scores, returns = [], {env_id: [] for env_id in study.env_ids}
+    scores, returns, last_step = [], {env_id: [] for env_id in study.env_ids}, 0
     for k, (env_id, seed) in enumerate(runs):
         row = study.row(env_id, params)
         folder = os.path.join(study.folder, f"trial_{trial.number}", env_id.replace("/", "-"), f"seed_{seed}")
+        shutil.rmtree(folder, ignore_errors=True)  # what a study of the same name left here (its storage deleted)
         handle = runner.start(row, seed, folder)
         if handle is None:
             raise RunFailed("the study was stopped")
@@ -375,10 +378,13 @@ def objective(trial, study: Study, runner: Runner) -> float:
                 for line in evaluations[reported:]:
                     done = line["episodes" if study.budget_field == "total_episodes" else "global_step"]
                     step = k * study.evaluations + min(done // study.eval_frequency, study.evaluations)
+                    if step <= last_step:  # a script that rounds its budget down ends at the last evaluation's step
+                        continue
+                    last_step = step
                     trial.report(
                         float(sum(scores) + normalized(study, env_id, line["return_mean"])) / (len(scores) + 1), step
                     )
-                    if trial.should_prune():
+                    if outcome is None and trial.should_prune():  # (a run that has finished is not stopped)
                         handle.stop()
                         trial.set_user_attr("returns", returns)
                         raise optuna.TrialPruned(f"evaluation {step} below the median")
@@ -414,8 +420,8 @@ def open_study(study: Study, args: Args):
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
         warmup = args.warmup_evaluations if args.warmup_evaluations is not None else args.evaluations // 3
-        pruner = (
-            optuna.pruners.MedianPruner(n_startup_trials=args.startup_trials, n_warmup_steps=warmup)
+        pruner = (  # the first evaluation is step 1: steps 1 to `warmup` are below n_warmup_steps
+            optuna.pruners.MedianPruner(n_startup_trials=args.startup_trials, n_warmup_steps=warmup + 1)
             if args.prune
             else optuna.pruners.NopPruner()
         )
@@ -518,7 +524,7 @@ def tuned_row(study: Study, params: dict, env_id: str) -> Row:
         algo=study.script,
         env_id=env_id,
         budget=study.budget,
-        args={**study.fixed, **rounded},
+        args={**rounded, **study.fixed},
         name=f"{study.script}_tuned",
     )
 
@@ -567,7 +573,7 @@ def write_page(optuna_study, study: Study, args: Args) -> str:
         ]
         for name, value in best.params.items():
             shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-            lines.append(f"| `{name}` | {shown} | {defaults.get(name)} | {space_text(study.space[name])} |")
+            lines.append(f"| `{name}` | {shown} | {defaults.get(name)} | {space_text(study.space.get(name))} |")
         for name, value in study.fixed.items():
             lines.append(f"| `{name}` | {value} (fixed) | {defaults.get(name)} | |")
         rows = [tuned_row(study, best.params, env_id) for env_id in study.env_ids]
@@ -607,6 +613,8 @@ def write_page(optuna_study, study: Study, args: Args) -> str:
 
 
 def space_text(dist) -> str:
+    if dist is None:  # searched by an earlier call of the study, fixed with --set since
+        return "searched before"
     if isinstance(dist, LogUniform):
         return f"log-uniform [{dist.low:g}, {dist.high:g}]"
     if isinstance(dist, Uniform):
