@@ -457,7 +457,7 @@ def main(args: Args) -> int:
     study = settle(args)
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial: the progress line says why, no traceback
     optuna_study = open_study(study, args)
     to_go = args.trials - len(finished(optuna_study))
     print(
@@ -481,6 +481,8 @@ def main(args: Args) -> int:
         complete = optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         best = max(complete, key=lambda t: t.value) if complete else None
         value = "" if trial.value is None else f" {trial.value:.4g}"
+        if "error" in trial.user_attrs:
+            value = f" ({trial.user_attrs['error']})"
         if "refused" in trial.user_attrs:
             value = f" (refused by the script: {trial.user_attrs['refused'].split(': error: ')[-1]})"
         best_text = f"best {best.value:.4g} (trial {best.number})" if best and best.value is not None else "no best yet"
