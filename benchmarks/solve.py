@@ -229,8 +229,9 @@ def main(args: Args) -> int:
     os.makedirs(args.results_dir, exist_ok=True)
     for race in races:
         names = entrants(race, args)
-        for turn, seed in enumerate(args.seeds):
-            order = names[turn % len(names) :] + names[: turn % len(names)]
+        for seed in args.seeds:
+            turn = (seed - 1) % len(names)  # by the seed, so that a call with some of the seeds keeps the rotation
+            order = names[turn:] + names[:turn]
             for implementation in order:
                 if (race.name, implementation, seed) in done:
                     continue

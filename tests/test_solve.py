@@ -106,6 +106,9 @@ def test_the_implementations_take_turns_and_finished_runs_are_skipped(tmp_path, 
     assert order == ["ours", "sb3_zoo", "cleanrl", "sb3_zoo", "cleanrl", "ours", "cleanrl", "ours", "sb3_zoo"]
     calls.clear()
     assert solve.main(args) == 0 and calls == []
+    # the order goes by the seed, not by its place in --seeds
+    args.seeds, args.results_dir = (3,), str(tmp_path / "other")
+    assert solve.main(args) == 0 and [name for _, name, _ in calls] == ["cleanrl", "ours", "sb3_zoo"]
 
 
 def result(implementation: str, seed: int, seconds: float | None, wall_s: float = 100.0):
