@@ -260,14 +260,14 @@ def cell(results: list) -> str:
 
 
 def speedup(ours_results: list, peer_results: list) -> str:
-    """The peer's median time over ours, where both solved on every seed."""
+    """The peer's median time over ours where both solved on every seed; where only ours did, how often the peer did."""
     if not ours_results or not peer_results:
         return ""
     if not all(r.solved for r in ours_results):
         return "n/a"
     ours_median = statistics.median(r.seconds for r in ours_results)
-    if not all(r.solved for r in peer_results):
-        return f"> {max(r.wall_s for r in peer_results) / ours_median:.1f}×"
+    if not all(r.solved for r in peer_results):  # within its budget or the time limit: no time to compare
+        return f"the peer solved {sum(r.solved for r in peer_results)}/{len(peer_results)}"
     return f"{statistics.median(r.seconds for r in peer_results) / ours_median:.2f}×"
 
 

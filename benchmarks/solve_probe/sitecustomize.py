@@ -1,11 +1,11 @@
 """The probe of benchmarks/solve.py. Python imports this module at start-up in every process that solve.py launches
 (it puts this folder first on PYTHONPATH), whichever implementation runs there, so one rule times them all.
 
-It wraps `gymnasium.make` (and `EnvSpec.make`, which calls the same function): every env made before the first episode ends is a training env and reports each finished
-episode's undiscounted return (the env's own rewards, before any wrapper of the implementation scales them); an env
-made later is an evaluation env and is not counted. When the mean return of the last SOLVE_WINDOW training episodes
-reaches SOLVE_THRESHOLD, the probe writes the moment to SOLVE_PROBE_FILE and ends the process at once. A process that
-ends without that writes its last state there instead."""
+It wraps `gymnasium.make` (and `EnvSpec.make`, which calls the same function): every env made before the first
+episode ends is a training env and reports each finished episode's undiscounted return (the env's own rewards, before
+any wrapper of the implementation scales them); an env made later is an evaluation env and is not counted. When the
+mean return of the last SOLVE_WINDOW training episodes reaches SOLVE_THRESHOLD, the probe writes the moment to
+SOLVE_PROBE_FILE and ends the process at once. A process that ends without that writes its last state there instead."""
 
 import atexit
 import json
