@@ -1,9 +1,11 @@
 """benchmarks/tune.py: a study resumes after a kill with its finished trials, the pruner stops a clearly worse trial,
 bad input is answered in one line, trials run on a local Ray instance, and every search space fits its script."""
 
+import contextlib
 import dataclasses
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -48,9 +50,24 @@ def trials(tmp_path, *states, study: str = STUDY) -> list:
 COMPLETE, PRUNED = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 
 
+def states_while_running(tmp_path, study: str) -> dict:
+    """How many of the study's trials are in each state while its driver runs, read without writing: opening the
+    storage with Optuna creates its tables when they are not there yet, which races with the driver creating them."""
+    path = f"{tmp_path}/runs/tune/{study}.db"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            query = (
+                "SELECT state, COUNT(*) FROM trials JOIN studies USING (study_id) WHERE study_name = ? GROUP BY state"
+            )
+            return dict(db.execute(query, (study,)).fetchall())
+    except sqlite3.Error:  # no database yet, or not its tables yet
+        return {}
+
+
 def test_a_killed_study_goes_on_from_its_finished_trials(tmp_path):
     # a 3-trial study of ppo on CartPole at a tiny budget (2048 steps, 2 evaluation episodes: a few seconds a trial)
-    flags = ["--trials", "3", "--no-prune", "--set", "eval_episodes=2"]
+    # (the rollout fixed at 4 × 128 steps: no sample is refused, so every trial runs and the kill lands inside one)
+    flags = ["--trials", "3", "--no-prune", "--set", "num_envs=4", "num_steps=128", "eval_episodes=2"]
     line = [
         *(sys.executable, "benchmarks/tune.py"),
         *tune_flags(tmp_path, *flags, script="ppo", env_ids=("CartPole-v1",), budget=2048),
@@ -60,8 +77,11 @@ def test_a_killed_study_goes_on_from_its_finished_trials(tmp_path):
         driver = subprocess.Popen(line, cwd=REPO, stdout=log, stderr=log)
     try:
         wait_until(
-            lambda: trials(tmp_path, COMPLETE, study=cartpole) or driver.poll() is not None,
-            "a first finished trial",
+            # killed inside a trial that runs: a sample ppo refuses is pruned at once and could end the study first
+            lambda: (
+                {"COMPLETE", "RUNNING"} <= set(states_while_running(tmp_path, cartpole)) or driver.poll() is not None
+            ),
+            "a first finished trial and a running one",
             every_s=0.5,
         )
         assert driver.poll() is None, (tmp_path / "driver.log").read_text()
@@ -69,7 +89,8 @@ def test_a_killed_study_goes_on_from_its_finished_trials(tmp_path):
         driver.kill()  # SIGKILL: nothing of the driver runs after it
         driver.wait()
     kept = [(trial.number, trial.params, trial.value) for trial in trials(tmp_path, COMPLETE, study=cartpole)]
-    assert len(kept) < 3
+    ended = len(trials(tmp_path, COMPLETE, PRUNED, study=cartpole))  # what the driver counts as finished
+    assert ended < 3
     # the runs of the trial it was in died with it (Linux's parent-death signal): no trainer is left behind
     wait_until(
         lambda: subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).returncode == 1,
@@ -78,15 +99,16 @@ def test_a_killed_study_goes_on_from_its_finished_trials(tmp_path):
 
     result = subprocess.run(line, cwd=REPO, capture_output=True, text=True, timeout=PATIENCE_S)
     assert result.returncode == 0, result.stderr
-    assert re.search(rf"\] {len(kept)} of 3 trials finished", result.stderr), result.stderr
-    # three finished (a sample ppo refuses, a rollout longer than the budget, is a trial pruned before it runs)
+    assert re.search(rf"\] {ended} of 3 trials finished", result.stderr), result.stderr
+    # three finished
     assert len(trials(tmp_path, COMPLETE, PRUNED, study=cartpole)) == 3
     finished = [(trial.number, trial.params, trial.value) for trial in trials(tmp_path, COMPLETE, study=cartpole)]
     assert all(trial in finished for trial in kept)
     # the first trial is the script's defaults (ent_coef 0 as the log-uniform range's lower bound, 1e-8)
     defaults = {field.name: field.default for field in dataclasses.fields(run.load_algo("ppo").Args)}
-    assert trials(tmp_path, study=cartpole)[0].params == tune.first_trial(SPACES["ppo"], defaults)
-    assert len(tune.first_trial(SPACES["ppo"], defaults)) == len(SPACES["ppo"])
+    searched = {name: dist for name, dist in SPACES["ppo"].items() if name not in ("num_envs", "num_steps")}
+    assert trials(tmp_path, study=cartpole)[0].params == tune.first_trial(searched, defaults)
+    assert len(tune.first_trial(searched, defaults)) == len(searched)
     with open(tmp_path / "results" / cartpole / "README.md") as f:
         page = f.read()
     best = max(finished, key=lambda trial: trial[2])
