@@ -151,6 +151,18 @@ def shown(race: Race, implementation: str, seed: int) -> str:
     return f"python cleanrl/{race.cleanrl}.py --env-id {race.env_id} --seed {seed}"
 
 
+def probed(env: dict, probe_file: str, threshold: float, window: int) -> dict:
+    """A process environment with the probe loaded at start-up, watching for `threshold` over `window` episodes."""
+    python_path = os.pathsep.join(p for p in (PROBE, env.get("PYTHONPATH", "")) if p)
+    return {
+        **env,
+        "PYTHONPATH": python_path,
+        "SOLVE_PROBE_FILE": probe_file,
+        "SOLVE_THRESHOLD": str(threshold),
+        "SOLVE_WINDOW": str(window),
+    }
+
+
 def race_once(race: Race, implementation: str, seed: int, args: Args) -> Result:
     """One run under the probe: it ends when the run solves, ends or passes the race's time limit."""
     folder = os.path.join(args.runs_dir, "solve", implementation, race.name.replace(" ", "-"), f"seed_{seed}")
@@ -159,14 +171,7 @@ def race_once(race: Race, implementation: str, seed: int, args: Args) -> Result:
     if os.path.exists(probe_file):
         os.remove(probe_file)
     line, cwd = command(race, implementation, seed, folder, args)
-    python_path = os.pathsep.join(p for p in (PROBE, os.environ.get("PYTHONPATH", "")) if p)
-    env = {
-        **run.run_env(),
-        "PYTHONPATH": python_path,
-        "SOLVE_PROBE_FILE": probe_file,
-        "SOLVE_THRESHOLD": str(THRESHOLDS[race.env_id]),
-        "SOLVE_WINDOW": str(WINDOW),
-    }
+    env = probed(run.run_env(), probe_file, THRESHOLDS[race.env_id], WINDOW)
     launched = time.time()
     outcome = run.execute(line, folder, race.time_limit_s, cwd, env=env)
     wall_s = time.time() - launched
@@ -199,8 +204,7 @@ def load(path: str) -> list:
 
 
 def entrants(race: Race, args: Args) -> list:
-    names = [name for name in args.implementations if name != "cleanrl" or race.cleanrl]
-    return names
+    return [name for name in args.implementations if name != "cleanrl" or race.cleanrl]
 
 
 def check(args: Args, races: list) -> None:

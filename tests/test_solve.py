@@ -41,13 +41,7 @@ print("finished")
 def play(tmp_path, threshold: float, way: str = "make", episodes: int = 30, window: int = 3):
     script, probe_file = tmp_path / "player.py", tmp_path / "probe.json"
     script.write_text(PLAYER)
-    env = {
-        **os.environ,
-        "PYTHONPATH": solve.PROBE,
-        "SOLVE_PROBE_FILE": str(probe_file),
-        "SOLVE_THRESHOLD": str(threshold),
-        "SOLVE_WINDOW": str(window),
-    }
+    env = solve.probed(dict(os.environ), str(probe_file), threshold, window)
     done = subprocess.run(
         [sys.executable, str(script), way, str(episodes)], env=env, capture_output=True, text=True, timeout=60
     )
