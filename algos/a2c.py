@@ -11,8 +11,9 @@ The policy is categorical for Discrete actions and a diagonal Gaussian with stat
 for Box actions (sampled actions are clipped to the bounds when sent to the env; the log-probability is that of the
 unclipped sample).
 
-The defaults are tuned for CartPole. On Pendulum-v1 and Hopper-v5 this script, which has no observation or reward
-normalization, falls well short of the RL Zoo's A2C (benchmarks/POLICY_GRADIENT.md has the runs and flags).
+With --norm-obs and --norm-reward, observations are normalized by running statistics and rewards by a running
+estimate of the discounted return's standard deviation (as SB3's VecNormalize does); the observation statistics are
+saved with the model and used, frozen, in evaluation.
 
 Spaces: Box observations; Discrete or Box actions.
 Run: python algos/a2c.py --env-id CartPole-v1
@@ -113,7 +114,7 @@ class Args:
     """scale rewards by the running standard deviation of the discounted return (clipped to ±10)"""
 
 
-# The algorithm: environment, actor-critic, rollout, GAE and the actor-critic loss
+# The algorithm: environment, normalization, actor-critic, rollout, GAE and the actor-critic loss
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
     def thunk():
         if capture_video and idx == 0:

@@ -6,6 +6,9 @@ Vectorized envs collect a rollout; advantages come from GAE(γ, λ) and are norm
 maximizes min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â) with ρ = π(a|s) / π_old(a|s), plus an entropy bonus, over several epochs
 of minibatches, with a clipped value loss, gradient-norm clipping and a linearly annealed learning rate. A time-limit
 truncation is not a termination: GAE bootstraps from the value of the observation the episode was cut off in.
+With --norm-obs and --norm-reward, observations are normalized by running statistics and rewards by a running
+estimate of the discounted return's standard deviation (as SB3's VecNormalize does); the observation statistics are
+saved with the model and used, frozen, in evaluation.
 
 Spaces: Box observations, Discrete actions (for Box actions use ppo_continuous.py).
 Run: python algos/ppo.py --env-id CartPole-v1
@@ -105,8 +108,13 @@ class Args:
     target_kl: float | None = None
     """stop the epochs of an update early when the approximate KL exceeds this"""
 
+    norm_obs: bool = False
+    """normalize observations by running mean and standard deviation (clipped to ±10)"""
+    norm_reward: bool = False
+    """scale rewards by the running standard deviation of the discounted return (clipped to ±10)"""
 
-# The algorithm: environment, actor-critic, rollout, GAE and the clipped-surrogate update
+
+# The algorithm: environment, normalization, actor-critic, rollout, GAE and the clipped-surrogate update
 def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
     def thunk():
         if capture_video and idx == 0:
@@ -119,6 +127,42 @@ def make_env(env_id: str, idx: int, capture_video: bool, video_dir: str):
         return env
 
     return thunk
+
+
+class RunningMeanStd:
+    """Running mean and variance of a stream of batches, merged batch by batch (Chan et al. 1979)."""
+
+    def __init__(self, shape: tuple = ()):
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        batch_mean, batch_var, batch_count = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x: np.ndarray, clip: float = 10.0) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -clip, clip)
+
+
+class RewardScaler:
+    """r / std(G), clipped to ±10, with G_t = γ G_{t−1} + r_t the running discounted return of each env, reset at
+    episode ends; std(G) is a running estimate over all envs and steps."""
+
+    def __init__(self, num_envs: int, gamma: float):
+        self.return_rms, self.returns, self.gamma = RunningMeanStd(), np.zeros(num_envs), gamma
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + reward
+        self.return_rms.update(self.returns)
+        scaled = np.clip(reward / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0)
+        self.returns[done] = 0.0
+        return scaled
 
 
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
@@ -194,9 +238,12 @@ def true_next_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
     return real
 
 
-def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, global_step: int) -> tuple:
-    """Fill `rollout` with num_steps steps of every env, a ~ π(·|s), and log the episodes that end. Returns the
-    observation to go on from and the step count."""
+def collect_rollout(
+    envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, global_step: int, obs_rms, scale_reward
+) -> tuple:
+    """Fill `rollout` with num_steps steps of every env, a ~ π(·|s), and log the episodes that end; observations pass
+    through `obs_rms` (updated with them) and rewards through `scale_reward`, where given. Returns the observation to go
+    on from and the step count."""
     device = run.device
     for step in range(len(rollout.obs)):
         global_step += envs.num_envs
@@ -207,6 +254,10 @@ def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, 
 
         next_obs_np, reward, terminated, truncated, infos = envs.step(action.cpu().numpy())
         log_episodes(run, global_step, infos)
+        if obs_rms is not None:
+            obs_rms.update(next_obs_np)
+        if scale_reward is not None:
+            reward = scale_reward(reward, terminated | truncated)
         rollout.rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
         rollout.terminations[step] = torch.as_tensor(terminated, device=device)
         rollout.dones[step] = torch.as_tensor(terminated | truncated, device=device)
@@ -214,9 +265,13 @@ def collect_rollout(envs, agent, rollout: Rollout, next_obs: torch.Tensor, run, 
         if truncated.any():
             # truncation is not termination: keep V(s_final) to bootstrap from
             final_obs = true_next_obs(next_obs_np, infos)[truncated]
+            if obs_rms is not None:
+                final_obs = obs_rms.normalize(final_obs)
             with torch.inference_mode():
                 final_value = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device))
             rollout.final_values[step, torch.as_tensor(truncated, device=device)] = final_value
+        if obs_rms is not None:
+            next_obs_np = obs_rms.normalize(next_obs_np)
         next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=device)
     return next_obs, global_step
 
@@ -316,8 +371,9 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     return float("nan") if var_returns == 0 else (1 - (returns - values).var() / var_returns).item()
 
 
-def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
-    """Returns of `episodes` episodes with the most likely action, on a fresh env."""
+def evaluate(agent, obs_rms, env_id: str, episodes: int, seed: int, device, video_dir: str | None = None) -> list:
+    """Returns of `episodes` episodes with the most likely action, on a fresh env; `obs_rms` (frozen) normalizes, if
+    given."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True)
@@ -328,8 +384,9 @@ def evaluate(agent, env_id: str, episodes: int, seed: int, device, video_dir: st
         obs, _ = env.reset(seed=seed + episode)
         done, episode_return = False, 0.0
         while not done:
+            x = obs_rms.normalize(obs) if obs_rms is not None else obs
             with torch.inference_mode():
-                action = agent.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+                action = agent.act_deterministic(torch.as_tensor(x, dtype=torch.float32, device=device)[None])
             obs, reward, terminated, truncated, _ = env.step(int(action.item()))
             episode_return += float(reward)
             done = terminated or truncated
@@ -370,22 +427,31 @@ def train(args: Args) -> dict:
     obs_dim = int(np.prod(envs.single_observation_space.shape))
 
     agent = Agent(obs_dim, int(envs.single_action_space.n)).to(run.device)
+    obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
+    scale_reward = RewardScaler(args.num_envs, args.gamma) if args.norm_reward else None
     if checkpoint:
         load_weights(run, agent, checkpoint["agent"])
+        obs_rms = None
+        if "obs_mean" in checkpoint:
+            obs_rms = RunningMeanStd((obs_dim,))
+            obs_rms.mean, obs_rms.var = checkpoint["obs_mean"].numpy(), checkpoint["obs_var"].numpy()
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
     rollout = Rollout(args.num_steps, args.num_envs, obs_dim, (), torch.long, run.device)
 
     global_step = 0
     num_iterations = 0 if checkpoint else args.total_timesteps // (args.num_envs * args.num_steps)
-    next_obs = torch.as_tensor(envs.reset(seed=args.seed)[0], dtype=torch.float32, device=run.device)
+    next_obs_np, _ = envs.reset(seed=args.seed)
+    if obs_rms is not None:
+        next_obs_np = obs_rms.normalize(next_obs_np)
+    next_obs = torch.as_tensor(next_obs_np, dtype=torch.float32, device=run.device)
     # what a snapshot keeps, besides the loop's values, the RNGs of python, numpy and torch, and the episode statistics
-    state = dict(agent=agent, optimizer=optimizer, envs=envs)
+    state = dict(agent=agent, optimizer=optimizer, obs_rms=obs_rms, scale_reward=scale_reward, envs=envs)
     global_step, next_obs = resume(run, state, global_step=global_step, next_obs=next_obs)
     for iteration in range(global_step // (args.num_envs * args.num_steps), num_iterations):
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - iteration / num_iterations) * args.learning_rate
         # collect: num_steps steps of every env with the current policy
-        next_obs, global_step = collect_rollout(envs, agent, rollout, next_obs, run, global_step)
+        next_obs, global_step = collect_rollout(envs, agent, rollout, next_obs, run, global_step, obs_rms, scale_reward)
         # estimate: advantages by GAE(γ, λ), and the value targets
         advantages, returns = estimate_advantages(agent, rollout, next_obs, args.gamma, args.gae_lambda)
         batch = rollout.batch(advantages, returns)
@@ -398,12 +464,19 @@ def train(args: Args) -> dict:
             run.writer.add_scalar(f"losses/{name}", float(value), global_step)
         log_progress(run, global_step)
         if evaluation_due(run):  # with --eval-frequency: the greedy policy as it trains
-            log_evaluation(run, evaluate(agent, args.env_id, args.eval_episodes, args.seed + 20_000, run.device))
+            log_evaluation(
+                run, evaluate(agent, obs_rms, args.env_id, args.eval_episodes, args.seed + 20_000, run.device)
+            )
         snapshot(run, state, global_step=global_step, next_obs=next_obs)
 
     envs.close()
-    eval_returns = evaluate(agent, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir)
-    return finish_run(run, global_step, eval_returns, model={"agent": agent.state_dict()})
+    eval_returns = evaluate(
+        agent, obs_rms, args.env_id, args.eval_episodes, args.seed + 10_000, run.device, run.eval_video_dir
+    )
+    model = {"agent": agent.state_dict()}
+    if obs_rms is not None:  # the observation statistics travel with the weights: without them the policy is lost
+        model.update(obs_mean=torch.from_numpy(obs_rms.mean), obs_var=torch.from_numpy(obs_rms.var))
+    return finish_run(run, global_step, eval_returns, model=model)
 
 
 # Run plumbing: the same block in every torch script (tests/test_layout.py checks it); no algorithm below this line.

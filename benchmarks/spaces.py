@@ -46,6 +46,8 @@ PPO = {
     "max_grad_norm": Choice((0.3, 0.5, 0.8, 1.0, 2.0, 5.0)),
 }
 
+NORMALIZATION = {"norm_obs": Choice((False, True)), "norm_reward": Choice((False, True))}
+
 A2C = {
     "learning_rate": LogUniform(1e-5, 1e-2),
     "num_steps": Choice((5, 8, 16, 20, 32, 64)),
@@ -89,8 +91,8 @@ TABULAR = {
 }
 
 SPACES = {
-    "ppo": PPO,
-    "ppo_continuous": PPO | {"norm_obs": Choice((False, True)), "norm_reward": Choice((False, True))},
+    "ppo": PPO | NORMALIZATION,
+    "ppo_continuous": PPO | NORMALIZATION,
     "a2c": A2C,
     "a3c": A2C,
     "reinforce": {

@@ -9,7 +9,9 @@ import pytest
 import torch
 from helpers import load_algo, model_file, only_run_dir, run_dirs, smoke_args
 
-NORMALIZERS = ["ppo_continuous", "reinforce", "a2c", "a3c", "trpo"]
+NORMALIZERS = ["ppo_continuous", "ppo", "reinforce", "a2c", "a3c", "trpo"]
+# the env each script's model is trained on, and its observation size (ppo.py takes only Discrete actions)
+ENVS = {"ppo": ("LunarLander-v3", 8)}
 
 
 @pytest.mark.parametrize("name", NORMALIZERS)
@@ -51,20 +53,19 @@ def test_reward_scaler_divides_by_the_std_of_the_discounted_return(name):
 @pytest.mark.parametrize("name", NORMALIZERS)
 def test_the_saved_model_carries_the_statistics_and_replays_the_evaluation(name, tmp_path):
     module = load_algo(name)
-    args = smoke_args(name, tmp_path / "train", env_id="Pendulum-v1", save_model=True, norm_obs=True, norm_reward=True)
+    env_id, obs_dim = ENVS.get(name, ("Pendulum-v1", 3))
+    args = smoke_args(name, tmp_path / "train", env_id=env_id, save_model=True, norm_obs=True, norm_reward=True)
     summary = module.train(args)
     saved = model_file(only_run_dir(tmp_path / "train"), name)
     model = torch.load(saved, weights_only=True)
-    assert model["obs_mean"].shape == (3,) and model["obs_var"].shape == (3,)
-    assert (model["obs_var"] != 1.0).all() and (model["obs_mean"] != 0.0).all()  # updated from Pendulum's observations
+    assert model["obs_mean"].shape == (obs_dim,) and model["obs_var"].shape == (obs_dim,)
+    assert (model["obs_var"] != 1.0).all() and (model["obs_mean"] != 0.0).all()  # updated from the env's observations
     # evaluated again from the file: the same returns, so the statistics were frozen and used as saved
-    replay = module.train(smoke_args(name, tmp_path / "eval", env_id="Pendulum-v1", checkpoint=saved))
+    replay = module.train(smoke_args(name, tmp_path / "eval", env_id=env_id, checkpoint=saved))
     assert replay["eval_return_mean"] == summary["eval_return_mean"]
     assert len(run_dirs(tmp_path / "eval")) == 1
     without = dict(model)
     without.pop("obs_mean"), without.pop("obs_var")
     torch.save(without, os.path.join(tmp_path, "without.pt"))
-    other = module.train(
-        smoke_args(name, tmp_path / "raw", env_id="Pendulum-v1", checkpoint=str(tmp_path / "without.pt"))
-    )
+    other = module.train(smoke_args(name, tmp_path / "raw", env_id=env_id, checkpoint=str(tmp_path / "without.pt")))
     assert other["eval_return_mean"] != summary["eval_return_mean"]  # the statistics matter to the policy
