@@ -678,6 +678,11 @@ NOTES = {
     "and 0.93. The greedy return stays below random play's for the first 300k steps and passes 0.5 at 1M on both "
     "seeds (0.51 and 0.64); its SPS falls as the agents learn, because a learned policy clears the food early and "
     "every finished episode brings two gradient steps.",
+    "mujoco": "Run on 2026-12-02 and 2026-12-03, two at a time on the machine's two cores (run.py --workers 2), "
+    "stopped and resumed from their snapshots across sessions. trpo on Hopper-v5 seed 3 and on Walker2d-v5 seed 1 were "
+    "held (SIGSTOP) for about two hours while the time-to-solve races had the machine: their wall times (144 min) and "
+    "SPS (116) count the pause, and so do those two rows' means; the other trpo seeds took 6 to 8 minutes at 2000 to "
+    "2800 SPS. The off-policy rows (ddpg, td3, sac) are running and land as their seeds finish.",
     "rainbow_ablation": "On CartPole at 80k steps (run again on 2026-12-03 with today's rainbow.py, two runs side "
     "by side), the full agent and every ablation but one reach 500 on all three seeds' final evaluations; without the "
     "dueling head one seed ends at 155.5. The last 100 training episodes (the exploring policy) separate them more: "
