@@ -38,7 +38,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from benchmarks import run  # noqa: E402
-from benchmarks.suites import Row  # noqa: E402
+from benchmarks.suites import TUNED, Row  # noqa: E402
 
 PROBE = os.path.join(REPO, "benchmarks", "solve_probe")
 WINDOW = 20  # finished training episodes averaged
@@ -74,6 +74,11 @@ def ours(algo: str, env_id: str, budget: int, **args) -> Row:
     return Row(algo=algo, env_id=env_id, budget=budget, args=args)
 
 
+def tuned(algo: str, env_id: str) -> Row:
+    """The tuned suite's row of `algo` on `env_id`: the settings a user copies for that env."""
+    return next(row for row in TUNED if row.algo == algo and row.env_id == env_id)
+
+
 RACES = (
     Race(algo="dqn", ours=ours("dqn", "CartPole-v1", 80_000), cleanrl="dqn"),
     Race(algo="ppo", ours=ours("ppo", "CartPole-v1", 100_000), cleanrl="ppo"),
@@ -85,6 +90,9 @@ RACES = (
     Race(algo="a2c", ours=ours("a2c", "Pendulum-v1", 1_000_000), time_limit_s=600.0),
     Race(algo="sac", ours=ours("sac", "Pendulum-v1", 20_000), cleanrl="sac_continuous_action"),
     Race(algo="td3", ours=ours("td3", "Pendulum-v1", 20_000), cleanrl="td3_continuous_action"),
+    Race(algo="dqn", ours=tuned("dqn", "LunarLander-v3"), cleanrl="dqn"),
+    Race(algo="ppo", ours=tuned("ppo", "LunarLander-v3"), cleanrl="ppo"),
+    Race(algo="a2c", ours=tuned("a2c", "LunarLander-v3")),
 )
 
 
