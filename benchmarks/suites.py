@@ -813,7 +813,9 @@ NOTES = {
     "stopped and resumed from their snapshots across sessions. trpo on Hopper-v5 seed 3 and on Walker2d-v5 seed 1 were "
     "held (SIGSTOP) for about two hours while the time-to-solve races had the machine: their wall times (144 min) and "
     "SPS (116) count the pause, and so do those two rows' means; the other trpo seeds took 6 to 8 minutes at 2000 to "
-    "2800 SPS. The off-policy rows (ddpg, td3, sac) are running and land as their seeds finish.",
+    "2800 SPS. trpo on Hopper-v5 is below the Zoo's spread (2645.1 against 3618.4 ± 356.8): seeds 1 and 2 reached "
+    "3516.0 and 2973.8, seed 3 1445.4; only the Zoo's settings were run. The off-policy rows (ddpg, td3, sac) are "
+    "running and land as their seeds finish.",
     "rainbow_ablation": "On CartPole at 80k steps (run again on 2026-12-03 with today's rainbow.py, two runs side "
     "by side), the full agent and every ablation but one reach 500 on all three seeds' final evaluations; without the "
     "dueling head one seed ends at 155.5. The last 100 training episodes (the exploring policy) separate them more: "
