@@ -20,8 +20,9 @@ for the three:
 - One run at a time with nothing else running, one thread each (OMP_NUM_THREADS=1, as run.py's runs), the three
   implementations taking turns within a seed, their order rotating from seed to seed.
 
-What it writes: one line per run to `{results_dir}/runs.jsonl` (kept: a run already there is skipped), the runs'
-folders under `{runs_dir}/solve/`, and with `--page` the page `{results_dir}/README.md`.
+What it writes: one line per run to `{results_dir}/runs.jsonl` (kept: a run already there is skipped; a run that
+crashed is reported, not kept, and makes the exit status 1), the runs' folders under `{runs_dir}/solve/`, and with
+`--page` the page `{results_dir}/README.md`.
 """
 
 import json
@@ -188,7 +189,8 @@ def race_once(race: Race, implementation: str, seed: int, args: Args) -> Result:
         with open(probe_file) as f:
             probe = json.load(f)
     solved = bool(probe.get("solved"))
-    error = "" if solved or outcome.returncode == 0 else outcome.error
+    timed_out = wall_s >= race.time_limit_s  # not solved in time: a result; a crash is not
+    error = "" if solved or outcome.returncode == 0 or timed_out else outcome.error
     return Result(
         race=race.name,
         implementation=implementation,
@@ -239,6 +241,7 @@ def main(args: Args) -> int:
     check(args, races)
     done = {(r.race, r.implementation, r.seed) for r in load(path)}
     os.makedirs(args.results_dir, exist_ok=True)
+    failed = 0
     for race in races:
         names = entrants(race, args)
         for seed in args.seeds:
@@ -248,11 +251,15 @@ def main(args: Args) -> int:
                 if (race.name, implementation, seed) in done:
                     continue
                 result = race_once(race, implementation, seed, args)
+                if result.error:  # a run that crashed is no result: not kept, so that the next call runs it again
+                    failed += 1
+                    print(f"{race.name} {implementation} seed {seed}: failed: {result.error}", file=sys.stderr)
+                    continue
                 with open(path, "a") as f:
                     f.write(json.dumps(asdict(result)) + "\n")
                 verdict = f"solved in {result.seconds:.1f} s" if result.solved else "not solved"
                 print(f"{race.name} {implementation} seed {seed}: {verdict} ({result.steps} steps)", flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -105,6 +105,18 @@ def test_the_implementations_take_turns_and_finished_runs_are_skipped(tmp_path, 
     assert solve.main(args) == 0 and [name for _, name, _ in calls] == ["cleanrl", "ours", "sb3_zoo"]
 
 
+def test_a_run_that_crashes_is_reported_and_not_kept(tmp_path, monkeypatch, capsys):
+    # a peer without a dependency once counted as "not solved"; now a crash is no result, and the next call retries it
+    row = Row(algo="ppo", env_id="CartPole-v1", budget=1_000, args=dict(num_envs=0))  # refused: exit status 2
+    race = solve.Race(algo="ppo", ours=row, time_limit_s=120)
+    monkeypatch.setattr(solve, "RACES", (race,))
+    args = solve.Args(implementations=("ours",), seeds=(1,), results_dir=str(tmp_path / "results"))
+    args.runs_dir = str(tmp_path / "runs")
+    assert solve.main(args) == 1
+    assert "ppo CartPole-v1 ours seed 1: failed: ppo.py: error:" in capsys.readouterr().err
+    assert solve.load(str(tmp_path / "results" / "runs.jsonl")) == []
+
+
 def result(implementation: str, seed: int, seconds: float | None, wall_s: float = 100.0):
     return solve.Result(
         "dqn CartPole-v1", implementation, seed, "cmd", seconds is not None, seconds, 0, 0, None, wall_s
