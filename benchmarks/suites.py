@@ -625,8 +625,8 @@ TAXI = dict(gamma=0.99, eval_episodes=100)  # the +20 drop-off is credited back 
 FROZEN_LAKE = dict(  # slippery: ε from 1 to 0.01 over half the episodes, a small α to average the random slips
     alpha=0.1, gamma=0.99, start_e=1.0, end_e=0.01, exploration_fraction=0.5, eval_episodes=1000
 )
-# MountainCar-v0: the RL Zoo's settings (rl_zoo3 2.9.2's hyperparams/*.yml, SB3's defaults where it gives none). Its
-# velocity is of order 0.01: without normalized observations the on-policy scripts never find the flag.
+# MountainCar-v0: the RL Zoo's settings (rl_zoo3 2.9.2's hyperparams/*.yml, SB3's defaults where it gives none). The
+# normalization matters: ppo's row without it ends at -200 (seed 1, 2026-12-04).
 ZOO_NORMALIZE = dict(norm_obs=True, norm_reward=True)  # the Zoo's `normalize: true` (VecNormalize)
 MOUNTAIN_CAR = {
     "ppo": (
@@ -741,38 +741,38 @@ TUNED = tuple(
 
 # What a reader of a suite's table needs to know beyond it (report.py prints it below the table, as the run diary)
 NOTES = {
-    "tuned": "The toy-text rows (2026-12-03, one run at a time beside one other run): on Taxi-v4 every TD-"
-    "control script reaches the optimum's 7.91 within noise with γ = 0.99 and 4000 episodes (at the defaults, γ ="
-    " 1, α = 0.5, 500 episodes, q_learning ends at -68); dyna_q, planning 50 steps a step, reaches 7.59 in 300. "
-    "On slippery FrozenLake-v1 q_learning, sarsa and expected_sarsa reach the optimal policy's 0.74 success rate "
-    "with the learning test's settings (ε from 1 to 0.01 over half of 5000 episodes, α = 0.1, γ = 0.99). dyna_q "
-    "has no FrozenLake row: its model keeps the last outcome of each (S, A), so on a slippery env its planning "
-    "spreads values the env does not keep; the tuner's 30 trials at 1000 episodes found 0.54 at best "
+    "tuned": "The toy-text rows (2026-12-03, one run at a time beside one other run): on Taxi-v4 every TD-control "
+    "script reaches the optimum's 7.91 within noise with γ = 0.99 and 4000 episodes (at the defaults, γ = 1, α = 0.5, "
+    "500 episodes, q_learning ends at -68); dyna_q, planning 50 steps a step, reaches 7.59 in 300. On slippery "
+    "FrozenLake-v1 q_learning, sarsa and expected_sarsa reach the optimal policy's 0.74 success rate with the "
+    "learning test's settings (ε from 1 to 0.01 over half of 5000 episodes, α = 0.1, γ = 0.99). dyna_q has no "
+    "FrozenLake row: its model keeps the last outcome of each (S, A), so on a slippery env its planning spreads "
+    "values the env does not keep; the tuner's 30 trials at 1000 episodes found 0.54 at best "
     "(benchmarks/results/tune/dyna_q-FrozenLake-v1; the documented settings gave 0.5 at seed 1). Use q_learning "
     "there, or dyna_q with --planning-steps 0. Pendulum-v1 for a2c is not there yet: a 40-trial study at 200k "
     "steps with normalization on, one seed a trial, found -218.3 on its seed 1001 "
     "(benchmarks/results/tune/a2c-Pendulum-v1), but the same settings gave -1380.5, -801.7 and -1067.8 on seeds "
     "1-3: one seed a trial overfits the seed; the next study uses --seeds 3. MountainCar-v0 and LunarLander-v3 "
-    "(2026-12-04, two runs at a time on the two cores, a3c's two workers beside one other run): the RL Zoo's settings"
-    " (rl_zoo3 2.9.2), with its observation and reward normalization where it normalizes. On MountainCar-v0 they "
-    "bring ppo, a2c, a3c and trpo from the classic table's -200 to -112.6, -121.3, -106.3 and -110.9 over seeds 1-3 "
-    "(the Zoo: -110.4, -111.3, none, -107.3; every seed between -104.6 and -129.0); ppo.py got --norm-obs and "
-    "--norm-reward for it. rainbow with the Zoo's DQN settings reached -107.9 and -104.8 on seeds 1 and 3 in 120k "
-    "steps, but seed 2 never found the flag (-200, in training too; rainbow explores by its noisy layers, not by the Zoo's "
-    "ε schedule). reinforce has no MountainCar row: a uniformly random policy reached the flag in 0 of "
-    "1000 episodes (seeds 0-999), and until one episode does every return is -200 whatever the actions, so its "
-    "Monte-Carlo gradient has nothing to follow. On LunarLander-v3 (the Zoo's numbers are of -v2) ppo reaches 258.8"
-    " (269.0, 251.1, 256.3; the Zoo 242.1). dqn at the Zoo's settings: 267.3, 132.6 and 142.9, above the Zoo's "
-    "154.4 in the mean, but the greedy policy of seeds 2 and 3 still crashes in some episodes (evaluation std 132 "
-    "and 212). trpo at the Zoo's settings gave -36.5 at its 200k "
-    "steps (seed 1), so the row runs 1M: 227.2, 261.9 and -21.6 (seed 3 did not learn to land). a2c at the Zoo's "
-    "settings gave -7.6 at 200k and 11.8 at 1M (seed 1); its row is the tuner's best of 30 trials at 300k steps, "
-    "2 seeds a trial (268.5 on seeds 1001 and 1002, benchmarks/results/tune/a2c-LunarLander-v3-2seeds), which gave"
-    " 102.3, 214.8 and 147.3 on seeds 1-3: like a2c on Pendulum, a study of 2 seeds a trial overfits its seeds "
-    "(its training episodes, of a policy kept random by an entropy bonus of 0.038, average -110; the greedy policy "
-    "lands). "
-    "Still to come: Pendulum-v1 for reinforce, a2c and a3c, LunarLanderContinuous-v3, and settings that land on "
-    "every seed for dqn, a2c and trpo on LunarLander-v3 and rainbow on MountainCar-v0.",
+    "(2026-12-04, two runs at a time on the two cores, a3c's two workers beside one other run): the RL Zoo's "
+    "settings (rl_zoo3 2.9.2), with its observation and reward normalization where it normalizes. On "
+    "MountainCar-v0 they bring ppo, a2c, a3c and trpo from the classic table's -200 to -112.6, -121.3, -106.3 and "
+    "-110.9 over seeds 1-3 (the Zoo: -110.4, -111.3, none, -107.3; every seed between -104.6 and -129.0); ppo.py "
+    "got --norm-obs and --norm-reward for it (ppo's row without them: -200 at seed 1). rainbow with the Zoo's DQN "
+    "settings reached -107.9 and -104.8 on seeds 1 and 3 in 120k steps, but seed 2 never found the flag (-200, in "
+    "training too; rainbow explores by its noisy layers, not by the Zoo's ε schedule). reinforce has no "
+    "MountainCar row: a uniformly random policy reached the flag in 0 of 1000 episodes (seeds 0-999), and until "
+    "one episode does every return is -200 whatever the actions, so its Monte-Carlo gradient has nothing to "
+    "follow. On LunarLander-v3 (the Zoo's numbers are of -v2) ppo reaches 258.8 (269.0, 251.1, 256.3; the Zoo "
+    "242.1). dqn at the Zoo's settings: 267.3, 132.6 and 142.9, above the Zoo's 154.4 in the mean, but the greedy "
+    "policy of seeds 2 and 3 still crashes in some episodes (evaluation std 132 and 212). trpo at the Zoo's "
+    "settings gave -36.5 at its 200k steps (seed 1), so the row runs 1M: 227.2, 261.9 and -21.6 (seed 3 did not "
+    "learn to land). a2c at the Zoo's settings gave -7.6 at 200k and 11.8 at 1M (seed 1); its row is the tuner's "
+    "best of 30 trials at 300k steps, 2 seeds a trial (268.5 on seeds 1001 and 1002, "
+    "benchmarks/results/tune/a2c-LunarLander-v3-2seeds), which gave 102.3, 214.8 and 147.3 on seeds 1-3: like a2c "
+    "on Pendulum, a study of 2 seeds a trial overfits its seeds (its training episodes, of a policy kept random by "
+    "an entropy bonus of 0.038, average -110; the greedy policy lands). Still to come: Pendulum-v1 for reinforce, "
+    "a2c and a3c, LunarLanderContinuous-v3, and settings that land on every seed for dqn, a2c and trpo on "
+    "LunarLander-v3 and rainbow on MountainCar-v0.",
     "quick": "The rows of dqn, c51, qr_dqn, ppo, ppo_continuous, reinforce, a2c, a3c, qmix and maddpg ran on "
     "2026-12-01 beside other work on the machine's two cores (the test suite during the first hour, the marl suite "
     "during the last), so their SPS and wall times are lower than the same runs alone would give. The others ran "

@@ -110,8 +110,9 @@ def test_a_run_that_crashes_is_reported_and_not_kept(tmp_path, monkeypatch, caps
     row = Row(algo="ppo", env_id="CartPole-v1", budget=1_000, args=dict(num_envs=0))  # refused: exit status 2
     race = solve.Race(algo="ppo", ours=row, time_limit_s=120)
     monkeypatch.setattr(solve, "RACES", (race,))
-    args = solve.Args(implementations=("ours",), seeds=(1,), results_dir=str(tmp_path / "results"))
-    args.runs_dir = str(tmp_path / "runs")
+    args = solve.Args(
+        implementations=("ours",), seeds=(1,), runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results")
+    )
     assert solve.main(args) == 1
     assert "ppo CartPole-v1 ours seed 1: failed: ppo.py: error:" in capsys.readouterr().err
     assert solve.load(str(tmp_path / "results" / "runs.jsonl")) == []
