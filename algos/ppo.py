@@ -1036,6 +1036,7 @@ def interrupt(run: Run) -> NoReturn:
     if first:
         run.previous_sigint = None  # this handler stays until the process ends ...
         atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # ... and then a Ctrl-C cannot cut the exit short
+        sys.unraisablehook = lambda dropped, hook=sys.unraisablehook: exit_if_dropped(dropped, hook)
         close_run(run)
         with open(os.path.join(run.dir, "interrupted.json"), "w") as f:
             json.dump({"global_step": run.global_step, "wall_time_s": time.time() - run.start_time}, f)
@@ -1045,6 +1046,15 @@ def interrupt(run: Run) -> NoReturn:
     if run.snapshot_step:
         kept += f"; continue from step {run.snapshot_step} with --resume {run.dir}"
     fail(f"interrupted at global step {run.global_step}; {kept}", status=130)
+
+
+def exit_if_dropped(dropped, hook) -> None:
+    """Python prints and drops an exception raised in a weakref callback or a `__del__` (a Ctrl-C can arrive in one):
+    an exit dropped there is made at once, the folder already marked."""
+    if dropped.exc_type is not SystemExit:
+        return hook(dropped)
+    sys.stdout.flush()
+    os._exit(dropped.exc_value.code)
 
 
 def make_run_dir(args: Args) -> tuple:

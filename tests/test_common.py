@@ -331,6 +331,42 @@ def test_ctrl_c_ends_with_one_line_and_a_marked_folder(name, tmp_path):
     assert not os.path.exists(os.path.join(run_dir, "summary.json"))  # an interrupted run is not a finished one
 
 
+# Ctrl-C while Python runs a weakref callback (as importlib's module locks use): the exit raised there is printed as
+# "Exception ignored" and dropped by Python, and the run would go on
+CTRL_C_IN_A_CALLBACK = """
+import os, signal, sys, weakref
+from helpers import load_algo, smoke_args
+
+name, log_dir = sys.argv[1:]
+run = load_algo(name).start_run(smoke_args(name, log_dir))
+
+def callback(_):
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(1000):  # the handler runs here, inside the callback
+        pass
+
+class Owner:
+    pass
+
+owner = Owner()
+reference = weakref.ref(owner, callback)
+del owner
+print("the run went on", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("name", ["qr_dqn", "q_learning"])  # the torch and the numpy plumbing block
+def test_ctrl_c_inside_a_callback_still_ends_the_run_with_one_line(name, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
+    result = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_A_CALLBACK, name, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 130, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted at global step 0" in lines[0], result.stderr
+    assert os.path.exists(os.path.join(only_run_dir(tmp_path), "interrupted.json"))
+
+
 def test_a_progress_bar_at_a_terminal_and_quiet_in_a_pipe(tmp_path):
     import fcntl
     import pty
