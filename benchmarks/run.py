@@ -6,6 +6,7 @@ the row's arguments, exactly as a user would type it.
     python benchmarks/run.py --suite mujoco --backend ray --ray-address auto   # on a Ray cluster
     python benchmarks/run.py --suite classic --only dqn c51                     # some rows only
     python benchmarks/run.py --suite mujoco --only sac td3 --seeds 1             # and some seeds only
+    python benchmarks/run.py --suite tuned --env-ids LunarLander-v3              # the rows of some envs only
 
 Each run logs to `{runs_dir}/{suite}/{row label}/{env_id}/seed_{seed}/`: the script's run folder (summary.json,
 TensorBoard scalars), `output.log` (what the script printed) and `run.json` (the command, the machine, the exit status
@@ -69,6 +70,8 @@ class Args:
     tabular, marl, minatar, rainbow_ablation_minatar, atari, tuned)"""
     only: tuple[str, ...] = ()
     """run only the rows with these labels (the script's name, or a row's own name)"""
+    env_ids: tuple[str, ...] = ()
+    """run only the rows on these envs (e.g. `--env-ids LunarLander-v3`)"""
     seeds: tuple[int, ...] = ()
     """run only these of each row's seeds (e.g. `--seeds 1`: one seed of every row first)"""
     workers: int = os.cpu_count() or 1
@@ -527,6 +530,12 @@ def select_rows(args: Args) -> tuple:
         fail(f"suite {args.suite} has no row {', '.join(missing)}; its rows are {', '.join(sorted(labels))}")
     if args.only:
         rows = tuple(row for row in rows if row.label in args.only)
+    missing = [env_id for env_id in args.env_ids if env_id not in {row.env_id for row in SUITES[args.suite]}]
+    if missing:
+        envs = sorted({row.env_id for row in SUITES[args.suite]})
+        fail(f"suite {args.suite} has no row on {', '.join(missing)}; its envs are {', '.join(envs)}")
+    if args.env_ids:
+        rows = tuple(row for row in rows if row.env_id in args.env_ids)
     if args.seeds:
         rows = tuple(dataclasses.replace(row, seeds=tuple(s for s in row.seeds if s in args.seeds)) for row in rows)
         rows = tuple(row for row in rows if row.seeds)

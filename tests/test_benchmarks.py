@@ -301,12 +301,24 @@ def test_bad_rows_fail_before_anything_runs(tmp_path, capsys):
     assert os.listdir(tmp_path) == []
 
 
-def test_unknown_suite_and_row_are_rejected(capsys):
-    for argv in (["--suite", "nosuchsuite"], ["--suite", "smoke", "--only", "nosuchrow"]):
+def test_unknown_suite_row_and_env_are_rejected(capsys):
+    for argv, mention in (
+        (["--suite", "nosuchsuite"], "nosuchsuite"),
+        (["--suite", "smoke", "--only", "nosuchrow"], "nosuchrow"),
+        (["--suite", "quick", "--env-ids", "CartPole-v1", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             run.select_rows(run.tyro.cli(run.Args, args=argv))
-        assert exit_info.value.code == 2
-    assert "nosuchrow" in capsys.readouterr().err
+        lines = capsys.readouterr().err.splitlines()
+        assert exit_info.value.code == 2 and len(lines) == 1 and mention in lines[0]
+
+
+def test_env_ids_select_the_rows_on_those_envs():
+    rows = run.select_rows(run.Args(suite="tuned", only=("trpo",), env_ids=("LunarLanderContinuous-v3",)))
+    assert [(row.algo, row.env_id) for row in rows] == [("trpo", "LunarLanderContinuous-v3")]
+    rows = run.select_rows(run.Args(suite="quick", env_ids=("CartPole-v1", "Pendulum-v1")))
+    expected = [row for row in SUITES["quick"] if row.env_id in ("CartPole-v1", "Pendulum-v1")]
+    assert list(rows) == expected and {row.env_id for row in SUITES["quick"]} - {"CartPole-v1", "Pendulum-v1"}
 
 
 def test_a_failing_run_is_reported_and_the_status_is_nonzero(tmp_path, monkeypatch, capsys):
