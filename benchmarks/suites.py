@@ -103,6 +103,10 @@ ANCHORS = {
     ("ppo", "LunarLander-v3"): (zoo(242.119, 31.823, "-v2, 1M"),),
     ("a2c", "LunarLander-v3"): (zoo(155.751, 80.419, "-v2, 200k"),),
     ("trpo", "LunarLander-v3"): (zoo(133.166, 112.173, "-v2, 200k"),),
+    ("ppo_continuous", "LunarLanderContinuous-v3"): (zoo(270.863, 32.072, "-v2, 1M"),),
+    ("trpo", "LunarLanderContinuous-v3"): (zoo(262.387, 21.428, "-v2, 200k"),),
+    ("td3", "LunarLanderContinuous-v3"): (zoo(207.451, 67.562, "-v2, 300k"),),
+    ("ddpg", "LunarLanderContinuous-v3"): (zoo(230.217, 92.372, "-v2, 300k"),),
 }
 # MuJoCo at 1M steps. Ours run on -v5 (gymnasium 1.x); the published runs on -v4 (CleanRL, PR #424's runs: 3 seeds,
 # gymnasium 0.28, mujoco 2.3) and -v3 (the Zoo): the same robots and rewards, other simulator versions.
@@ -725,6 +729,40 @@ LUNAR_LANDER = {
         dict(cg_damping=0.01, vf_epochs=15, vf_minibatches=8, anneal_kl=False),  # SB3's batch_size 128 of 2 × 512 steps
     ),
 }
+# LunarLanderContinuous-v3: the RL Zoo's settings (hyperparams/*.yml, rl_zoo3 2.9.2) at the budgets of its benchmark
+# table; td3.py and ddpg.py's defaults are the Zoo's settings there, but their networks are 256-256, the Zoo's 400-300
+LUNAR_LANDER_CONTINUOUS = {
+    "ppo_continuous": (
+        1_000_000,
+        dict(
+            num_envs=16,
+            num_steps=1024,
+            num_minibatches=256,  # SB3's batch_size 64 of 16 × 1024 steps
+            update_epochs=4,
+            gae_lambda=0.98,
+            gamma=0.999,
+            ent_coef=0.01,
+            learning_rate=3e-4,
+            anneal_lr=False,
+            norm_obs=False,  # the Zoo does not normalize here
+            norm_reward=False,
+        ),
+    ),
+    "trpo": (
+        200_000,
+        dict(
+            num_steps=1024,
+            gae_lambda=0.95,
+            cg_damping=0.1,
+            vf_epochs=20,
+            vf_minibatches=16,  # SB3's batch_size 128 of 2 × 1024 steps
+            anneal_kl=False,
+            **ZOO_NORMALIZE,
+        ),
+    ),
+    "td3": (300_000, dict(snapshot_frequency=50_000)),
+    "ddpg": (300_000, dict(snapshot_frequency=50_000)),
+}
 TUNED = tuple(
     [Row(algo=name, env_id="Taxi-v4", budget=4000, args=TAXI) for name in TD_CONTROL]
     + [Row(algo="dyna_q", env_id="Taxi-v4", budget=300, args=TAXI)]
@@ -736,6 +774,10 @@ TUNED = tuple(
     + [
         Row(algo=name, env_id="LunarLander-v3", budget=budget, args=args)
         for name, (budget, args) in LUNAR_LANDER.items()
+    ]
+    + [
+        Row(algo=name, env_id="LunarLanderContinuous-v3", budget=budget, args=args)
+        for name, (budget, args) in LUNAR_LANDER_CONTINUOUS.items()
     ]
 )
 
