@@ -406,6 +406,16 @@ def fisher_vector_product(kl_fn, params: list, vector: torch.Tensor, damping: fl
     return fvp + damping * vector
 
 
+def set_params(params: list, flat: torch.Tensor) -> None:
+    """Copy a flat vector into the parameters in place. (nn.utils.vector_to_parameters makes each parameter a view into
+    the vector, at offsets that change which CPU kernels run: the same weights, saved and loaded, acted differently in
+    the last bits.)"""
+    offset = 0
+    for param in params:
+        param.copy_(flat[offset : offset + param.numel()].view_as(param))
+        offset += param.numel()
+
+
 def line_search(params: list, full_step: torch.Tensor, surrogate_fn, kl_fn, max_kl: float, coeff: float, iters: int):
     """Try θ_old + c^i · full_step for i = 0, 1, …, iters − 1 and keep the first step that improves the surrogate and
     keeps the mean KL within max_kl; when none does, restore θ_old. Returns the accepted fraction c^i (0.0: none)."""
@@ -414,10 +424,10 @@ def line_search(params: list, full_step: torch.Tensor, surrogate_fn, kl_fn, max_
         old_surrogate = surrogate_fn()
         for i in range(iters):
             fraction = coeff**i
-            nn.utils.vector_to_parameters(old_flat + fraction * full_step, params)
+            set_params(params, old_flat + fraction * full_step)
             if kl_fn() <= max_kl and surrogate_fn() > old_surrogate:
                 return fraction
-        nn.utils.vector_to_parameters(old_flat, params)
+        set_params(params, old_flat)
     return 0.0
 
 
