@@ -812,9 +812,15 @@ NOTES = {
     "best of 30 trials at 300k steps, 2 seeds a trial (268.5 on seeds 1001 and 1002, "
     "benchmarks/results/tune/a2c-LunarLander-v3-2seeds), which gave 102.3, 214.8 and 147.3 on seeds 1-3: like a2c "
     "on Pendulum, a study of 2 seeds a trial overfits its seeds (its training episodes, of a policy kept random by "
-    "an entropy bonus of 0.038, average -110; the greedy policy lands). Still to come: Pendulum-v1 for reinforce, "
-    "a2c and a3c, LunarLanderContinuous-v3, and settings that land on every seed for dqn, a2c and trpo on "
-    "LunarLander-v3 and rainbow on MountainCar-v0.",
+    "an entropy bonus of 0.038, average -110; the greedy policy lands). LunarLanderContinuous-v3 (2026-12-04, on "
+    "another machine, M2, two runs at a time; the Zoo's numbers are of -v2, one agent each): ppo_continuous with "
+    "the Zoo's settings reaches 262.3 (275.8, 279.9, 231.2; the Zoo 270.9), trpo at the Zoo's 200k steps 176.5 "
+    "(226.9, 98.1, 204.6), below the Zoo's 262.4 ± 21.4: seed 2's greedy policy lands in some episodes only "
+    "(evaluation std 132.8). td3 and ddpg run at their defaults, which are the Zoo's settings there except the "
+    "networks (256-256; the Zoo's 400-300). Still to come: Pendulum-v1 for reinforce, a2c and a3c; sac on "
+    "LunarLanderContinuous-v3 (the Zoo decays its learning rate linearly, which sac.py does not); settings that land "
+    "on every seed for dqn, a2c and trpo on LunarLander-v3, trpo on LunarLanderContinuous-v3 and rainbow on "
+    "MountainCar-v0.",
     "quick": "The rows of dqn, c51, qr_dqn, ppo, ppo_continuous, reinforce, a2c, a3c, qmix and maddpg ran on "
     "2026-12-01 beside other work on the machine's two cores (the test suite during the first hour, the marl suite "
     "during the last), so their SPS and wall times are lower than the same runs alone would give. The others ran "
