@@ -86,6 +86,8 @@ class Args:
     """evaluate the greedy policy every N env steps, logged and written to evaluations.jsonl (0: only at the end)"""
     learning_rate: float = 1e-3
     """the Adam learning rate of the actor, the critics and α"""
+    anneal_lr: bool = False
+    """decay the three learning rates linearly towards 0 over the budget (the RL Zoo's `lin_` rates)"""
     buffer_size: int = 200_000
     """the replay buffer capacity"""
     gamma: float = 0.99
@@ -380,6 +382,9 @@ def train(args: Args) -> dict:
 
         # update: one step of the critics, the actor and the temperature per env step, then the target critics
         if global_step > args.learning_starts:
+            if args.anneal_lr:  # the rate times the fraction of the budget still to go (SB3's progress_remaining)
+                for optimizer in (critic_optimizer, actor_optimizer, alpha_optimizer):
+                    optimizer.param_groups[0]["lr"] = (1.0 - global_step / args.total_timesteps) * args.learning_rate
             for _ in range(args.num_envs):
                 batch = rb.sample(args.batch_size)
                 alpha = log_alpha.exp().detach()
@@ -410,6 +415,7 @@ def train(args: Args) -> dict:
                     run.writer.add_scalar("losses/actor_loss", pi_loss.item(), global_step)
                     run.writer.add_scalar("losses/alpha", alpha.item(), global_step)
                     run.writer.add_scalar("losses/entropy", -log_prob.mean().item(), global_step)
+                    run.writer.add_scalar("charts/learning_rate", critic_optimizer.param_groups[0]["lr"], global_step)
         log_progress(run, global_step)
         if evaluation_due(run):  # with --eval-frequency: the greedy policy as it trains
             log_evaluation(run, evaluate(actor, args.env_id, args.eval_episodes, args.seed + 20_000, run.device))

@@ -12,6 +12,9 @@ import torch.nn as nn
 from helpers import (
     assert_learns,
     load_algo,
+    only_run_dir,
+    read_scalars,
+    smoke_args,
 )
 
 ddpg, td3, sac = load_algo("ddpg"), load_algo("td3"), load_algo("sac")
@@ -263,6 +266,24 @@ def test_the_three_files_share_their_buffer_target_and_polyak_averaging():
         assert len({inspect.getsource(getattr(m, name)) for m in MODULES}) == 1, name
     for name in ("critic_loss", "actor_loss", "update_target", "td_target"):
         assert all(callable(getattr(m, name, None)) for m in MODULES), name
+
+
+def test_sac_anneal_lr_decays_its_three_rates_linearly_over_the_budget(tmp_path, monkeypatch):
+    optimizers = []
+
+    class Recorded(torch.optim.Adam):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            optimizers.append(self)
+
+    monkeypatch.setattr(sac.torch.optim, "Adam", Recorded)
+    args = smoke_args("sac", tmp_path, anneal_lr=True)  # 300 updates after 300 random steps
+    sac.train(args)
+    rates = read_scalars(only_run_dir(tmp_path), "charts/learning_rate")
+    assert [step for step, _ in rates] == [400, 500, 600]  # every 100 updates
+    for step, rate in rates:
+        assert rate == pytest.approx((1 - step / args.total_timesteps) * args.learning_rate, rel=1e-5)
+    assert [optimizer.param_groups[0]["lr"] for optimizer in optimizers] == [0.0] * 3  # critics, actor and α
 
 
 @pytest.mark.learning
