@@ -875,8 +875,9 @@ NOTES = {
     "held (SIGSTOP) for about two hours while the time-to-solve races had the machine: their wall times (144 min) and "
     "SPS (116) count the pause, and so do those two rows' means; the other trpo seeds took 6 to 8 minutes at 2000 to "
     "2800 SPS. trpo on Hopper-v5 is below the Zoo's spread (2645.1 against 3618.4 ± 356.8): seeds 1 and 2 reached "
-    "3516.0 and 2973.8, seed 3 1445.4; only the Zoo's settings were run. The off-policy rows (ddpg, td3, sac) are "
-    "running and land as their seeds finish.",
+    "3516.0 and 2973.8, seed 3 1445.4; only the Zoo's settings were run. The off-policy rows (ddpg, td3, sac) have "
+    "no finished seed yet: the snapshots of their first runs were lost on 2026-12-04 with the machine they ran on, "
+    "and they start again from step 0.",
     "rainbow_ablation": "On CartPole at 80k steps (run again on 2026-12-03 with today's rainbow.py, two runs side "
     "by side), the full agent and every ablation but one reach 500 on all three seeds' final evaluations; without the "
     "dueling head one seed ends at 155.5. The last 100 training episodes (the exploring policy) separate them more: "
