@@ -832,10 +832,11 @@ NOTES = {
     "(evaluation std 132.8). td3 and ddpg run at their defaults, which are the Zoo's settings there except the "
     "networks (256-256; the Zoo's 400-300): td3 reaches 194.9 (109.1, 225.5, 250.2; the Zoo 207.5 ± 67.6), seed 1's "
     "greedy policy crashing in some episodes (evaluation std 92.2); ddpg has seed 1 only, -58.4, while its last 100 "
-    "training episodes average 103.9 (the greedy policy does worse than the noisy one); seed 2 stopped at a snapshot; sac runs the Zoo's settings with the same networks, its learning rate "
-    "decayed linearly (sac.py's --anneal-lr), and has not run yet. Still to come:"
-    " Pendulum-v1 for reinforce, a2c and a3c; settings that land on every seed for dqn, a2c and trpo on "
-    "LunarLander-v3, trpo on LunarLanderContinuous-v3 and rainbow on MountainCar-v0.",
+    "training episodes average 103.9 (the greedy policy does worse than the noisy one); seed 2 stopped at a "
+    "snapshot. sac runs the Zoo's settings with the same networks, its learning rate decayed linearly (sac.py's "
+    "--anneal-lr), and has not run yet. Still to come: Pendulum-v1 for reinforce, a2c and a3c; settings that land on "
+    "every seed for dqn, a2c and trpo on LunarLander-v3, trpo on LunarLanderContinuous-v3 and rainbow on "
+    "MountainCar-v0.",
     "quick": "The rows of dqn, c51, qr_dqn, ppo, ppo_continuous, reinforce, a2c, a3c, qmix and maddpg ran on "
     "2026-12-01 beside other work on the machine's two cores (the test suite during the first hour, the marl suite "
     "during the last), so their SPS and wall times are lower than the same runs alone would give. The others ran "
