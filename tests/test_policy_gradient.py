@@ -148,10 +148,10 @@ def test_line_search_rejects_steps_that_break_the_kl_limit_or_do_not_improve():
 
     # a long step up the surrogate's gradient: the full step breaks the KL limit, a shorter one is accepted
     full_step = 5.0 * uphill
-    torch.nn.utils.vector_to_parameters(flat + full_step, params)
     with torch.no_grad():
+        trpo.set_params(params, flat + full_step)
         kl_of_full_step = mean_kl().item()
-    torch.nn.utils.vector_to_parameters(flat, params)
+        trpo.set_params(params, flat)
     max_kl = kl_of_full_step / 10
     fraction = trpo.line_search(params, full_step, surrogate, mean_kl, max_kl, coeff=0.5, iters=20)
     assert 0.0 < fraction < 1.0
@@ -161,7 +161,8 @@ def test_line_search_rejects_steps_that_break_the_kl_limit_or_do_not_improve():
     torch.testing.assert_close(accepted, flat + fraction * full_step)
 
     # a limit that no fraction of the step meets: the old parameters come back
-    torch.nn.utils.vector_to_parameters(flat, params)
+    with torch.no_grad():
+        trpo.set_params(params, flat)
     assert trpo.line_search(params, full_step, surrogate, mean_kl, max_kl=1e-12, coeff=0.5, iters=5) == 0.0
     torch.testing.assert_close(torch.nn.utils.parameters_to_vector(params).detach(), flat)
 
