@@ -678,6 +678,18 @@ MOUNTAIN_CAR = {
     ),
 }
 # LunarLander-v3: the Zoo's settings likewise (its network for dqn is 256 × 256, ours 120 × 84)
+# the RL Zoo's PPO on LunarLander-v3 and LunarLanderContinuous-v3 (the same settings for both)
+ZOO_PPO_LUNAR_LANDER = dict(
+    num_envs=16,
+    num_steps=1024,
+    num_minibatches=256,  # SB3's batch_size 64 of 16 × 1024 steps
+    update_epochs=4,
+    gae_lambda=0.98,
+    gamma=0.999,
+    ent_coef=0.01,
+    learning_rate=3e-4,
+    anneal_lr=False,
+)
 LUNAR_LANDER = {
     "dqn": (
         100_000,
@@ -693,21 +705,7 @@ LUNAR_LANDER = {
             end_e=0.1,
         ),
     ),
-    "ppo": (
-        1_000_000,
-        dict(
-            num_envs=16,
-            num_steps=1024,
-            num_minibatches=256,  # SB3's batch_size 64 of 16 × 1024 steps
-            update_epochs=4,
-            gae_lambda=0.98,
-            gamma=0.999,
-            ent_coef=0.01,
-            learning_rate=3e-4,
-            anneal_lr=False,
-            clip_vloss=False,
-        ),
-    ),
+    "ppo": (1_000_000, dict(**ZOO_PPO_LUNAR_LANDER, clip_vloss=False)),
     # benchmarks/tune.py's best of 30 trials at 300k steps (2 seeds a trial; the Zoo's settings gave -7.6 at 200k and
     # 11.8 at 1M, seed 1): benchmarks/results/tune/a2c-LunarLander-v3-2seeds
     "a2c": (
@@ -733,22 +731,7 @@ LUNAR_LANDER = {
 # LunarLanderContinuous-v3: the RL Zoo's settings (hyperparams/*.yml, rl_zoo3 2.9.2) at the budgets of its benchmark
 # table; td3.py and ddpg.py's defaults are the Zoo's settings there, but their networks are 256-256, the Zoo's 400-300
 LUNAR_LANDER_CONTINUOUS = {
-    "ppo_continuous": (
-        1_000_000,
-        dict(
-            num_envs=16,
-            num_steps=1024,
-            num_minibatches=256,  # SB3's batch_size 64 of 16 × 1024 steps
-            update_epochs=4,
-            gae_lambda=0.98,
-            gamma=0.999,
-            ent_coef=0.01,
-            learning_rate=3e-4,
-            anneal_lr=False,
-            norm_obs=False,  # the Zoo does not normalize here
-            norm_reward=False,
-        ),
-    ),
+    "ppo_continuous": (1_000_000, dict(**ZOO_PPO_LUNAR_LANDER, norm_obs=False, norm_reward=False)),  # no VecNormalize
     "trpo": (
         200_000,
         dict(
