@@ -211,10 +211,15 @@ def wait_until(condition, what: str, timeout_s: float = PATIENCE_S, every_s: flo
     return result
 
 
+def script_env() -> dict:
+    """The environment of a script's process in the tests: one thread, and tests/ on the path too (an env id
+    "fake_envs:<name>" imports tests/fake_envs.py)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
+
+
 def run_script(name: str, *cli_args: str, cwd=None, timeout: float = PATIENCE_S) -> subprocess.CompletedProcess:
     """Run `python algos/<name>.py ARGS` as a user would, capturing its output."""
-    # tests/ on the path too: an env id "fake_envs:<name>" imports tests/fake_envs.py
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
+    env = script_env()
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "algos", f"{name}.py"), *cli_args],
         capture_output=True,

@@ -28,6 +28,7 @@ from helpers import (
     run_dirs,
     run_script,
     scalar_tags,
+    script_env,
     smoke_args,
     smoke_env_id,
     wait_until,
@@ -298,7 +299,7 @@ LONG_BUDGET = {"total_timesteps": 10_000_000, "total_episodes": 10_000_000, "eva
 @pytest.mark.parametrize("name", ALGOS)
 def test_ctrl_c_ends_with_one_line_and_a_marked_folder(name, tmp_path):
     budget_flag = "--" + BUDGET[name].replace("_", "-")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
+    env = script_env()
     cli = ["--log-dir", str(tmp_path), "--env-id", smoke_env_id(name), budget_flag, str(LONG_BUDGET[BUDGET[name]])]
     process = subprocess.Popen(
         [sys.executable, os.path.join(REPO, "algos", f"{name}.py"), *cli],
@@ -357,7 +358,7 @@ print("the run went on", file=sys.stderr)
 
 @pytest.mark.parametrize("name", ["qr_dqn", "q_learning"])  # the torch and the numpy plumbing block
 def test_ctrl_c_inside_a_callback_still_ends_the_run_with_one_line(name, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])}
+    env = script_env()
     result = subprocess.run(
         [sys.executable, "-c", CTRL_C_IN_A_CALLBACK, name, str(tmp_path)], capture_output=True, text=True, env=env
     )
