@@ -767,6 +767,8 @@ TUNED = tuple(
         Row(algo=name, env_id="MountainCar-v0", budget=budget, args=args)
         for name, (budget, args) in MOUNTAIN_CAR.items()
     ]
+    # Pendulum-v1: a2c with the RL Zoo's settings but gSDE, which a2c.py does not have (the continuous suite's row)
+    + [Row(algo="a2c", env_id="Pendulum-v1", budget=PENDULUM["a2c"][0], args=PENDULUM["a2c"][1])]
     + [
         Row(algo=name, env_id="LunarLander-v3", budget=budget, args=args)
         for name, (budget, args) in LUNAR_LANDER.items()
@@ -787,10 +789,13 @@ NOTES = {
     "FrozenLake row: its model keeps the last outcome of each (S, A), so on a slippery env its planning spreads "
     "values the env does not keep; the tuner's 30 trials at 1000 episodes found 0.54 at best "
     "(benchmarks/results/tune/dyna_q-FrozenLake-v1; the documented settings gave 0.5 at seed 1). Use q_learning "
-    "there, or dyna_q with --planning-steps 0. Pendulum-v1 for a2c is not there yet: a 40-trial study at 200k "
-    "steps with normalization on, one seed a trial, found -218.3 on its seed 1001 "
-    "(benchmarks/results/tune/a2c-Pendulum-v1), but the same settings gave -1380.5, -801.7 and -1067.8 on seeds "
-    "1-3: one seed a trial overfits the seed; the next study uses --seeds 3. MountainCar-v0 and LunarLander-v3 "
+    "there, or dyna_q with --planning-steps 0. Pendulum-v1 (2026-12-04, M2, one run at a time beside a MuJoCo "
+    "run): a2c with the RL Zoo's settings except gSDE, the state-dependent exploration noise a2c.py does not have "
+    "(benchmarks/POLICY_GRADIENT.md), reaches -171.3 and -157.9 on seeds 1 and 2 in 1M steps, at the Zoo's -163.0, "
+    "but seed 3's greedy policy fails to swing up in some episodes (-397.3, evaluation std 415.4). A 40-trial study "
+    "at 200k steps, one seed a trial, had found -218.3 on its seed 1001 (benchmarks/results/tune/a2c-Pendulum-v1), "
+    "but its settings gave -1380.5, -801.7 and -1067.8 on seeds 1-3: one seed a trial overfits the seed. "
+    "MountainCar-v0 and LunarLander-v3 "
     "(2026-12-04, two runs at a time on the two cores, a3c's two workers beside one other run): the RL Zoo's "
     "settings (rl_zoo3 2.9.2), with its observation and reward normalization where it normalizes. On "
     "MountainCar-v0 they bring ppo, a2c, a3c and trpo from the classic table's -200 to -112.6, -121.3, -106.3 and "
@@ -817,7 +822,7 @@ NOTES = {
     "greedy policy crashing in some episodes (evaluation std 92.2); ddpg has seed 1 only, -58.4, while its last 100 "
     "training episodes average 103.9 (the greedy policy does worse than the noisy one); seed 2 stopped at a "
     "snapshot. sac runs the Zoo's settings with the same networks, its learning rate decayed linearly (sac.py's "
-    "--anneal-lr), and has not run yet. Still to come: Pendulum-v1 for reinforce, a2c and a3c; settings that land on "
+    "--anneal-lr), and has not run yet. Still to come: Pendulum-v1 for reinforce and a3c; settings that land on "
     "every seed for dqn, a2c and trpo on LunarLander-v3, trpo on LunarLanderContinuous-v3 and rainbow on "
     "MountainCar-v0.",
     "quick": "The rows of dqn, c51, qr_dqn, ppo, ppo_continuous, reinforce, a2c, a3c, qmix and maddpg ran on "
