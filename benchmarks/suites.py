@@ -488,9 +488,9 @@ CONTINUOUS = tuple(
     + [Row(algo=name, env_id="MountainCarContinuous-v0", budget=300_000) for name in PENDULUM]
 )
 
-# MuJoCo at 1M steps: a cluster's work (the off-policy scripts run at 20 to 40 steps per second on one core here, so
-# hours a run). The settings of benchmarks/MUJOCO.md and POLICY_GRADIENT.md; ppo_continuous.py at CleanRL's MuJoCo
-# defaults.
+# MuJoCo at 1M steps: a cluster's work (the off-policy scripts run at about 100 to 200 steps per second on one core
+# here, so hours a run). The settings of benchmarks/MUJOCO.md and POLICY_GRADIENT.md; ppo_continuous.py at CleanRL's
+# MuJoCo defaults.
 OFF_POLICY_MUJOCO = dict(learning_rate=3e-4, gamma=0.99, buffer_size=1_000_000, snapshot_frequency=50_000)
 MUJOCO_ARGS = {
     "ddpg": dict(**OFF_POLICY_MUJOCO, learning_starts=25_000, policy_frequency=2),
@@ -869,9 +869,11 @@ NOTES = {
     "held (SIGSTOP) for about two hours while the time-to-solve races had the machine: their wall times (144 min) and "
     "SPS (116) count the pause, and so do those two rows' means; the other trpo seeds took 6 to 8 minutes at 2000 to "
     "2800 SPS. trpo on Hopper-v5 is below the Zoo's spread (2645.1 against 3618.4 ± 356.8): seeds 1 and 2 reached "
-    "3516.0 and 2973.8, seed 3 1445.4; only the Zoo's settings were run. The off-policy rows (ddpg, td3, sac) have "
-    "no finished seed yet: the snapshots of their first runs were lost on 2026-12-04 with the machine they ran on, "
-    "and they start again from step 0.",
+    "3516.0 and 2973.8, seed 3 1445.4; only the Zoo's settings were run. The off-policy rows (ddpg, td3, sac) "
+    "started again from step 0 on 2026-12-04 (the snapshots of their first runs were lost with the machine they ran "
+    "on), on another machine (AMD EPYC), seed 1 of every row first, one run beside one development run: ddpg on "
+    "HalfCheetah-v5 took 80.5 minutes at 207 SPS and reached 10943.3 in its final evaluation and 10171.2 over its "
+    "last 100 training episodes, 203 below CleanRL's -v4 mean (10374.1 ± 157.4 over its 3 seeds).",
     "rainbow_ablation": "On CartPole at 80k steps (run again on 2026-12-03 with today's rainbow.py, two runs side "
     "by side), the full agent and every ablation but one reach 500 on all three seeds' final evaluations; without the "
     "dueling head one seed ends at 155.5. The last 100 training episodes (the exploring policy) separate them more: "
