@@ -88,7 +88,7 @@ RACES = (
     Race(algo="ppo", ours=ours("ppo", "Acrobot-v1", 200_000), cleanrl="ppo"),
     Race(algo="a2c", ours=ours("a2c", "Acrobot-v1", 300_000)),
     Race(algo="ppo", ours=ours("ppo_continuous", "Pendulum-v1", 200_000), cleanrl="ppo_continuous_action"),
-    Race(algo="a2c", ours=ours("a2c", "Pendulum-v1", 1_000_000), time_limit_s=600.0),
+    Race(algo="a2c", ours=tuned("a2c", "Pendulum-v1"), time_limit_s=600.0),
     Race(algo="sac", ours=ours("sac", "Pendulum-v1", 20_000), cleanrl="sac_continuous_action"),
     Race(algo="td3", ours=ours("td3", "Pendulum-v1", 20_000), cleanrl="td3_continuous_action"),
     Race(algo="dqn", ours=tuned("dqn", "LunarLander-v3"), cleanrl="dqn"),
