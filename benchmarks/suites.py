@@ -767,8 +767,12 @@ TUNED = tuple(
         Row(algo=name, env_id="MountainCar-v0", budget=budget, args=args)
         for name, (budget, args) in MOUNTAIN_CAR.items()
     ]
-    # Pendulum-v1: a2c with the RL Zoo's settings but gSDE, which a2c.py does not have (the continuous suite's row)
-    + [Row(algo="a2c", env_id="Pendulum-v1", budget=PENDULUM["a2c"][0], args=PENDULUM["a2c"][1])]
+    # Pendulum-v1: a2c with the RL Zoo's settings but gSDE, which a2c.py does not have (the continuous suite's row), and
+    # a3c with the same settings (its two workers in place of the Zoo's 8 envs)
+    + [
+        Row(algo=name, env_id="Pendulum-v1", budget=PENDULUM["a2c"][0], args=PENDULUM["a2c"][1])
+        for name in ("a2c", "a3c")
+    ]
     + [
         Row(algo=name, env_id="LunarLander-v3", budget=budget, args=args)
         for name, (budget, args) in LUNAR_LANDER.items()
@@ -794,7 +798,9 @@ NOTES = {
     "(benchmarks/POLICY_GRADIENT.md), reaches -171.3 and -157.9 on seeds 1 and 2 in 1M steps, at the Zoo's -163.0, "
     "but seed 3's greedy policy fails to swing up in some episodes (-397.3, evaluation std 415.4). A 40-trial study "
     "at 200k steps, one seed a trial, had found -218.3 on its seed 1001 (benchmarks/results/tune/a2c-Pendulum-v1), "
-    "but its settings gave -1380.5, -801.7 and -1067.8 on seeds 1-3: one seed a trial overfits the seed. reinforce "
+    "but its settings gave -1380.5, -801.7 and -1067.8 on seeds 1-3: one seed a trial overfits the seed. a3c with "
+    "a2c's settings, its two workers in place of the Zoo's 8 envs, reaches -175.0 (-141.5, -209.0, -174.4; 2026-12-04, "
+    "M2, its two workers alone on the machine, 4.5 min a run). reinforce "
     "has no Pendulum-v1 row: a 30-trial study at 300k steps, 3 seeds a trial, found -1166 at best "
     "(benchmarks/results/tune/reinforce-Pendulum-v1-3seeds), where a random policy scores about -1200, and "
     "benchmarks/POLICY_GRADIENT.md's settings reach -983 over 3 seeds in 500k; use a2c or ppo_continuous there. "
@@ -826,7 +832,7 @@ NOTES = {
     "far below the Zoo's 230.2: its greedy policy does worse than the noisy one it trains with, whose last 100 "
     "training episodes average 124.8 ± 15.9 over the seeds (seeds 2 and 3 continued from snapshots). "
     "sac runs the Zoo's settings with the same networks, its learning rate decayed linearly (sac.py's "
-    "--anneal-lr), and has not run yet. Still to come: Pendulum-v1 for a3c; settings that land on "
+    "--anneal-lr), and has not run yet. Still to come: settings that land on "
     "every seed for dqn, a2c and trpo on LunarLander-v3, trpo on LunarLanderContinuous-v3 and rainbow on "
     "MountainCar-v0.",
     "quick": "The rows of dqn, c51, qr_dqn, ppo, ppo_continuous, reinforce, a2c, a3c, qmix and maddpg ran on "
