@@ -94,6 +94,12 @@ RACES = (
     Race(algo="dqn", ours=tuned("dqn", "LunarLander-v3"), cleanrl="dqn"),
     Race(algo="ppo", ours=tuned("ppo", "LunarLander-v3"), cleanrl="ppo"),
     Race(algo="a2c", ours=tuned("a2c", "LunarLander-v3")),
+    Race(
+        algo="ppo",
+        ours=tuned("ppo_continuous", "LunarLanderContinuous-v3"),
+        cleanrl="ppo_continuous_action",
+        time_limit_s=1200.0,  # room for CleanRL's 1M steps at its defaults (one env, 10 epochs per 2048 steps)
+    ),
 )
 
 
