@@ -881,7 +881,7 @@ NOTES = {
     "on), on another machine (AMD EPYC), seed 1 of every row first, one run beside one development run: ddpg on "
     "HalfCheetah-v5 took 80.5 minutes at 207 SPS and reached 10943.3 in its final evaluation and 10171.2 over its "
     "last 100 training episodes, 203 below CleanRL's -v4 mean (10374.1 ± 157.4 over its 3 seeds). ddpg on Hopper-v5 "
-    "(2026-12-04, beside one other run, resumed from snapshots across two sessions) reached 3155.6 in its final "
+    "(2026-12-04 and 05, beside one other run, resumed from snapshots across two sessions) reached 3155.6 in its final "
     "evaluation (evaluation std 792.6) and 1213.8 over its last 100 training episodes, within CleanRL's spread "
     "(1576.8 ± 819.0); it was held (SIGSTOP) for 49 minutes while races had the machine, so its wall time (136.5 "
     "min) and SPS (122) count the pause: about 88 minutes of running.",
